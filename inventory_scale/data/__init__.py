@@ -1,0 +1,1 @@
+"""Data layer: Parquet I/O, synthetic marketplace, real-data loaders, validation."""

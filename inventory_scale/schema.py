@@ -1,0 +1,278 @@
+"""The data contract: every table's columns, dtypes, keys and partitioning (DESIGN.md section 2).
+
+Column names live here and nowhere else: other modules import the constants below. Each table is a
+:class:`TableSpec` with a Polars schema, its primary key, the columns that may hold nulls and the
+hive partition column of its on-disk layout.
+
+Input tables (under the dataset root ``data.root``)::
+
+    sales/        warehouse_id=W/part-*.parquet  one row per (sku_id, warehouse_id, date)
+    products/     part-*.parquet                 one row per sku_id
+    warehouses/   part-*.parquet                 one row per warehouse_id
+    inventory/    part-*.parquet                 one row per (sku_id, warehouse_id)
+    inbound/      part-*.parquet                 in-transit orders (sku_id, warehouse_id, arrival_date)
+    calendar/     part-*.parquet                 one row per (date, region)
+    truth/        warehouse_id=W/part-*.parquet  synthetic data only: the demand behind the sales
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+# --- keys -----------------------------------------------------------------------------------
+SKU_ID = "sku_id"
+WAREHOUSE_ID = "warehouse_id"
+DATE = "date"
+REGION = "region"
+
+# --- sales ----------------------------------------------------------------------------------
+UNITS_SOLD = "units_sold"
+PRICE = "price"
+ON_PROMOTION = "on_promotion"
+IN_STOCK = "in_stock"
+
+# --- products -------------------------------------------------------------------------------
+CATEGORY = "category"
+SUBCATEGORY = "subcategory"
+TITLE = "title"
+DESCRIPTION = "description"
+UNIT_COST = "unit_cost"
+UNIT_PRICE = "unit_price"
+SALVAGE_VALUE = "salvage_value"
+SHELF_LIFE_DAYS = "shelf_life_days"
+CASE_PACK = "case_pack"
+MOQ = "moq"
+VOLUME_M3 = "volume_m3"
+LAUNCH_DATE = "launch_date"
+
+# --- warehouses -----------------------------------------------------------------------------
+CAPACITY_M3 = "capacity_m3"
+BUDGET = "budget"
+
+# --- inventory / inbound --------------------------------------------------------------------
+ON_HAND = "on_hand"
+ON_ORDER = "on_order"
+LEAD_TIME_DAYS = "lead_time_days"
+LEAD_TIME_STD_DAYS = "lead_time_std_days"
+REVIEW_PERIOD_DAYS = "review_period_days"
+HOLDING_COST_RATE = "holding_cost_rate"
+STOCKOUT_PENALTY = "stockout_penalty"
+ARRIVAL_DATE = "arrival_date"
+QUANTITY = "quantity"
+
+# --- calendar -------------------------------------------------------------------------------
+EVENT_NAME = "event_name"
+EVENT_TYPE = "event_type"
+IS_HOLIDAY = "is_holiday"
+SNAP = "snap"
+
+# --- truth (synthetic only) -----------------------------------------------------------------
+DEMAND_MEAN = "demand_mean"
+DEMAND = "demand"
+
+# --- Nixtla-compatible view and forecast outputs -------------------------------------------
+UNIQUE_ID = "unique_id"
+DS = "ds"
+Y = "y"
+CUTOFF = "cutoff"
+STEP = "step"
+MEAN = "mean"
+SAMPLE_ID = "sample_id"
+
+# --- plans ----------------------------------------------------------------------------------
+ORDER_QTY = "order_qty"
+ORDER_UP_TO = "order_up_to"
+INVENTORY_POSITION = "inventory_position"
+EXPECTED_PROFIT = "expected_profit"
+EXPECTED_FILL_RATE = "expected_fill_rate"
+BINDING_CONSTRAINT = "binding_constraint"
+REASON = "reason"
+
+# --- quarantine -----------------------------------------------------------------------------
+REJECT_REASON = "reject_reason"
+
+SERIES_KEY: tuple[str, str] = (SKU_ID, WAREHOUSE_ID)
+
+# Event types the calendar may carry; the synthetic marketplace uses all of them.
+EVENT_TYPES: tuple[str, ...] = ("shopping", "holiday", "cultural", "religious", "sporting", "national")
+
+# Frequencies a sales table may have (Polars duration strings).
+FREQUENCIES: tuple[str, ...] = ("1d", "1w", "1mo")
+
+
+def quantile_column(q: float) -> str:
+    """Name of the column holding quantile ``q`` of daily demand, e.g. ``q0.05``."""
+    return f"q{q:g}"
+
+
+def protection_quantile_column(q: float) -> str:
+    """Name of the column holding quantile ``q`` of protection-interval demand, e.g. ``pi_q0.9``."""
+    return f"pi_q{q:g}"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Schema, key and layout of one table of the contract.
+
+    Attributes:
+        name: folder name of the table under the dataset root.
+        schema: column -> Polars dtype, in canonical order.
+        key: columns that identify a row (unique, non-null).
+        nullable: columns that may contain nulls (every other column must not).
+        partition_by: hive partition column of the on-disk layout, if any.
+    """
+
+    name: str
+    schema: pl.Schema
+    key: tuple[str, ...]
+    nullable: frozenset[str] = field(default_factory=frozenset)
+    partition_by: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names in canonical order."""
+        return list(self.schema.names())
+
+
+SALES = TableSpec(
+    name="sales",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            DATE: pl.Date,
+            UNITS_SOLD: pl.Float32,
+            PRICE: pl.Float32,
+            ON_PROMOTION: pl.Boolean,
+            IN_STOCK: pl.Boolean,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, DATE),
+    partition_by=WAREHOUSE_ID,
+)
+
+PRODUCTS = TableSpec(
+    name="products",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            CATEGORY: pl.String,
+            SUBCATEGORY: pl.String,
+            TITLE: pl.String,
+            DESCRIPTION: pl.String,
+            UNIT_COST: pl.Float32,
+            UNIT_PRICE: pl.Float32,
+            SALVAGE_VALUE: pl.Float32,
+            SHELF_LIFE_DAYS: pl.Int32,
+            CASE_PACK: pl.Int32,
+            MOQ: pl.Int32,
+            VOLUME_M3: pl.Float32,
+            LAUNCH_DATE: pl.Date,
+        }
+    ),
+    key=(SKU_ID,),
+    nullable=frozenset({SHELF_LIFE_DAYS, DESCRIPTION}),
+)
+
+WAREHOUSES = TableSpec(
+    name="warehouses",
+    schema=pl.Schema(
+        {WAREHOUSE_ID: pl.String, REGION: pl.String, CAPACITY_M3: pl.Float64, BUDGET: pl.Float64}
+    ),
+    key=(WAREHOUSE_ID,),
+)
+
+INVENTORY = TableSpec(
+    name="inventory",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            ON_HAND: pl.Float32,
+            ON_ORDER: pl.Float32,
+            LEAD_TIME_DAYS: pl.Float32,
+            LEAD_TIME_STD_DAYS: pl.Float32,
+            REVIEW_PERIOD_DAYS: pl.Int32,
+            HOLDING_COST_RATE: pl.Float32,
+            STOCKOUT_PENALTY: pl.Float32,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID),
+)
+
+INBOUND = TableSpec(
+    name="inbound",
+    schema=pl.Schema(
+        {SKU_ID: pl.String, WAREHOUSE_ID: pl.String, ARRIVAL_DATE: pl.Date, QUANTITY: pl.Float32}
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, ARRIVAL_DATE),
+)
+
+CALENDAR = TableSpec(
+    name="calendar",
+    schema=pl.Schema(
+        {
+            DATE: pl.Date,
+            REGION: pl.String,
+            EVENT_NAME: pl.String,
+            EVENT_TYPE: pl.String,
+            IS_HOLIDAY: pl.Boolean,
+            SNAP: pl.Boolean,
+        }
+    ),
+    key=(DATE, REGION),
+    nullable=frozenset({EVENT_NAME, EVENT_TYPE}),
+)
+
+TRUTH = TableSpec(
+    name="truth",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            DATE: pl.Date,
+            DEMAND_MEAN: pl.Float32,
+            DEMAND: pl.Float32,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, DATE),
+    partition_by=WAREHOUSE_ID,
+)
+
+INPUT_TABLES: tuple[TableSpec, ...] = (SALES, PRODUCTS, WAREHOUSES, INVENTORY, INBOUND, CALENDAR)
+"""Tables every dataset root holds (``inbound`` may be empty)."""
+
+ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (*INPUT_TABLES, TRUTH)}
+
+
+def table_spec(name: str) -> TableSpec:
+    """Look a table up by its folder name; raises ``KeyError`` naming the known tables."""
+    try:
+        return ALL_TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; known: {sorted(ALL_TABLES)}") from None
+
+
+def conform(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """Select ``spec``'s columns in canonical order, cast to its dtypes.
+
+    Used by writers (generator, loaders) that build frames of the right content; it is not a
+    validator: :mod:`inventory_scale.data.validate` checks untrusted input.
+    """
+    return frame.select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+
+
+def empty_frame(spec: TableSpec) -> pl.DataFrame:
+    """A zero-row frame with ``spec``'s schema."""
+    return pl.DataFrame(schema=spec.schema)
+
+
+def nixtla_view(sales: pl.LazyFrame) -> pl.LazyFrame:
+    """``unique_id, ds, y`` view of a sales frame (unique_id = ``sku_id/warehouse_id``)."""
+    return sales.select(
+        pl.concat_str([pl.col(SKU_ID), pl.col(WAREHOUSE_ID)], separator="/").alias(UNIQUE_ID),
+        pl.col(DATE).alias(DS),
+        pl.col(UNITS_SOLD).alias(Y),
+    )
