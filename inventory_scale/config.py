@@ -73,6 +73,7 @@ class DataConfig:
     negative_sales: str = "clip"
 
     def __post_init__(self) -> None:
+        _require(bool(self.root), "data.root", "must be set to the dataset root (local path or s3://...)", self.root)
         _require(self.freq in FREQUENCIES, "data.freq", f"must be one of {list(FREQUENCIES)}", self.freq)
         _require(self.horizon > 0, "data.horizon", "must be > 0", self.horizon)
         _require(self.context_length > 0, "data.context_length", "must be > 0", self.context_length)
