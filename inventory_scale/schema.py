@@ -276,3 +276,28 @@ def nixtla_view(sales: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(DATE).alias(DS),
         pl.col(UNITS_SOLD).alias(Y),
     )
+
+
+# --- forecast frame extras ------------------------------------------------------------------
+PI_STEPS = "pi_steps"  # length of the protection interval (lead time + review period) in periods
+PI_MEAN = "pi_mean"  # mean demand over the protection interval
+
+# --- evaluation -----------------------------------------------------------------------------
+MODEL = "model"
+METRIC = "metric"
+VALUE = "value"
+GROUP = "group"
+GROUP_VALUE = "group_value"
+VELOCITY_CLASS = "velocity_class"
+ACTUAL = "actual"
+SCALE_MAE = "scale_mae"  # MASE denominator: in-sample mean |y_t - y_{t-m}|
+SCALE_MSE = "scale_mse"  # RMSSE denominator: in-sample mean (y_t - y_{t-1})^2 after the first sale
+WEIGHT = "weight"  # WRMSSE weight: dollar sales over the last 28 periods before the cutoff
+MASE = "mase"
+RMSSE = "rmsse"
+WRMSSE = "wrmsse"
+SPL = "spl"  # scaled pinball loss, averaged over the forecast quantiles
+CRPS = "crps"  # scaled CRPS from sample paths
+COVERAGE_80 = "coverage_80"
+COVERAGE_90 = "coverage_90"
+BIAS = "bias"

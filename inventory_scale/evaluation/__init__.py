@@ -1,0 +1,1 @@
+"""Forecast evaluation: metrics, rolling backtest, reports."""
