@@ -84,7 +84,9 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     overrides = _normalise(overrides)
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="inventory_scale"):
+        with initialize_config_dir(
+            config_dir=str(conf_dir()), version_base="1.3", job_name="inventory_scale"
+        ):
             return compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException, ValueError) as e:
         raise _config_error(e) from e

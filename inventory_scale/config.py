@@ -73,7 +73,12 @@ class DataConfig:
     negative_sales: str = "clip"
 
     def __post_init__(self) -> None:
-        _require(bool(self.root), "data.root", "must be set to the dataset root (local path or s3://...)", self.root)
+        _require(
+            bool(self.root),
+            "data.root",
+            "must be set to the dataset root (local path or s3://...)",
+            self.root,
+        )
         _require(self.freq in FREQUENCIES, "data.freq", f"must be one of {list(FREQUENCIES)}", self.freq)
         _require(self.horizon > 0, "data.horizon", "must be > 0", self.horizon)
         _require(self.context_length > 0, "data.context_length", "must be > 0", self.context_length)
@@ -83,20 +88,39 @@ class DataConfig:
         _require(self.days > 0, "data.days", "must be > 0", self.days)
         _require(self.chunk_series > 0, "data.chunk_series", "must be > 0", self.chunk_series)
         _require(0.0 <= self.margin < 1.0, "data.margin", "must be in [0, 1)", self.margin)
-        _require(0.0 <= self.salvage_fraction < 1.0, "data.salvage_fraction", "must be in [0, 1)", self.salvage_fraction)
-        _require(self.goodwill_fraction >= 0, "data.goodwill_fraction", "must be >= 0", self.goodwill_fraction)
+        _require(
+            0.0 <= self.salvage_fraction < 1.0,
+            "data.salvage_fraction",
+            "must be in [0, 1)",
+            self.salvage_fraction,
+        )
+        _require(
+            self.goodwill_fraction >= 0, "data.goodwill_fraction", "must be >= 0", self.goodwill_fraction
+        )
         _require(self.lead_time_days > 0, "data.lead_time_days", "must be > 0", self.lead_time_days)
-        _require(self.lead_time_std_days >= 0, "data.lead_time_std_days", "must be >= 0", self.lead_time_std_days)
-        _require(self.review_period_days > 0, "data.review_period_days", "must be > 0", self.review_period_days)
+        _require(
+            self.lead_time_std_days >= 0, "data.lead_time_std_days", "must be >= 0", self.lead_time_std_days
+        )
+        _require(
+            self.review_period_days > 0, "data.review_period_days", "must be > 0", self.review_period_days
+        )
         _require(self.volume_m3 > 0, "data.volume_m3", "must be > 0", self.volume_m3)
         _require(self.case_pack >= 1, "data.case_pack", "must be >= 1", self.case_pack)
         _require(self.moq >= 0, "data.moq", "must be >= 0", self.moq)
         _require(self.cover_days > 0, "data.cover_days", "must be > 0", self.cover_days)
         _require(self.budget_cover_days > 0, "data.budget_cover_days", "must be > 0", self.budget_cover_days)
         _require(
-            self.negative_sales in ("clip", "error"), "data.negative_sales", "must be 'clip' or 'error'", self.negative_sales
+            self.negative_sales in ("clip", "error"),
+            "data.negative_sales",
+            "must be 'clip' or 'error'",
+            self.negative_sales,
         )
-        _require(self.max_series is None or self.max_series > 0, "data.max_series", "must be > 0 or null", self.max_series)
+        _require(
+            self.max_series is None or self.max_series > 0,
+            "data.max_series",
+            "must be > 0 or null",
+            self.max_series,
+        )
         _check_date("data.start_date", self.start_date)
 
 
@@ -117,7 +141,12 @@ class ModelConfig:
     text_features: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.likelihood in ("negbin", "tweedie"), "model.likelihood", "must be 'negbin' or 'tweedie'", self.likelihood)
+        _require(
+            self.likelihood in ("negbin", "tweedie"),
+            "model.likelihood",
+            "must be 'negbin' or 'tweedie'",
+            self.likelihood,
+        )
         _require(self.hidden_size > 0, "model.hidden_size", "must be > 0", self.hidden_size)
         _require(self.num_layers > 0, "model.num_layers", "must be > 0", self.num_layers)
         _require(0.0 <= self.dropout < 1.0, "model.dropout", "must be in [0, 1)", self.dropout)
@@ -126,7 +155,10 @@ class ModelConfig:
         _require(self.weight_decay >= 0, "model.weight_decay", "must be >= 0", self.weight_decay)
         _require(self.batch_size > 0, "model.batch_size", "must be > 0", self.batch_size)
         _require(
-            self.window_sampling in ("scale", "uniform"), "model.window_sampling", "must be 'scale' or 'uniform'", self.window_sampling
+            self.window_sampling in ("scale", "uniform"),
+            "model.window_sampling",
+            "must be 'scale' or 'uniform'",
+            self.window_sampling,
         )
 
 
@@ -141,7 +173,10 @@ class ForecastConfig:
 
     def __post_init__(self) -> None:
         _require(self.num_paths > 0, "forecast.num_paths", "must be > 0", self.num_paths)
-        for key, qs in (("forecast.quantiles", self.quantiles), ("forecast.protection_quantiles", self.protection_quantiles)):
+        for key, qs in (
+            ("forecast.quantiles", self.quantiles),
+            ("forecast.protection_quantiles", self.protection_quantiles),
+        ):
             _require(len(qs) > 0, key, "must not be empty", qs)
             for q in qs:
                 _require(0.0 < float(q) < 1.0, key, "must hold quantiles strictly inside (0, 1)", q)
@@ -161,12 +196,24 @@ class TrainerConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        _require(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "trainer.accelerator", "must be cpu, gpu, cuda or auto", self.accelerator)
+        _require(
+            self.accelerator in ("cpu", "gpu", "cuda", "auto"),
+            "trainer.accelerator",
+            "must be cpu, gpu, cuda or auto",
+            self.accelerator,
+        )
         _require(self.devices > 0, "trainer.devices", "must be > 0", self.devices)
         _require(self.max_epochs > 0, "trainer.max_epochs", "must be > 0", self.max_epochs)
         _require(self.steps_per_epoch > 0, "trainer.steps_per_epoch", "must be > 0", self.steps_per_epoch)
-        _require(self.gradient_clip_val >= 0, "trainer.gradient_clip_val", "must be >= 0", self.gradient_clip_val)
-        _require(self.early_stopping_patience >= 0, "trainer.early_stopping_patience", "must be >= 0", self.early_stopping_patience)
+        _require(
+            self.gradient_clip_val >= 0, "trainer.gradient_clip_val", "must be >= 0", self.gradient_clip_val
+        )
+        _require(
+            self.early_stopping_patience >= 0,
+            "trainer.early_stopping_patience",
+            "must be >= 0",
+            self.early_stopping_patience,
+        )
 
 
 @dataclass
@@ -185,7 +232,9 @@ class RayConfig:
 
     def __post_init__(self) -> None:
         _require(self.mode in ("local", "cluster"), "ray.mode", "must be 'local' or 'cluster'", self.mode)
-        _require(self.num_cpus is None or self.num_cpus > 0, "ray.num_cpus", "must be > 0 or null", self.num_cpus)
+        _require(
+            self.num_cpus is None or self.num_cpus > 0, "ray.num_cpus", "must be > 0 or null", self.num_cpus
+        )
         _require(self.num_cpus_per_task > 0, "ray.num_cpus_per_task", "must be > 0", self.num_cpus_per_task)
         _require(self.num_gpus_per_task >= 0, "ray.num_gpus_per_task", "must be >= 0", self.num_gpus_per_task)
         _require(
@@ -207,8 +256,12 @@ class PolicyConfig:
     service_level: float | None = None
 
     def __post_init__(self) -> None:
-        _require(self.solver in ("greedy", "milp"), "policy.solver", "must be 'greedy' or 'milp'", self.solver)
-        _require(self.milp_time_limit_s > 0, "policy.milp_time_limit_s", "must be > 0", self.milp_time_limit_s)
+        _require(
+            self.solver in ("greedy", "milp"), "policy.solver", "must be 'greedy' or 'milp'", self.solver
+        )
+        _require(
+            self.milp_time_limit_s > 0, "policy.milp_time_limit_s", "must be > 0", self.milp_time_limit_s
+        )
         _require(
             self.service_level is None or 0.0 < self.service_level < 1.0,
             "policy.service_level",
@@ -221,13 +274,19 @@ class PolicyConfig:
 class BacktestConfig:
     """Rolling-origin evaluation: how many cutoffs, how far apart, which policies."""
 
-    n_cutoffs: int = 3
+    cutoffs: int = 3
     step: int = 28
+    end: str | None = None
+    models: list[str] = field(default_factory=lambda: ["lstm", "seasonal_naive", "seasonal_ma"])
     policies: list[str] = field(default_factory=lambda: ["newsvendor"])
 
     def __post_init__(self) -> None:
-        _require(self.n_cutoffs > 0, "backtest.n_cutoffs", "must be > 0", self.n_cutoffs)
+        _require(self.cutoffs > 0, "backtest.cutoffs", "must be > 0", self.cutoffs)
         _require(self.step > 0, "backtest.step", "must be > 0", self.step)
+        _check_date("backtest.end", self.end)
+        known = ("lstm", "seasonal_naive", "seasonal_ma")
+        for m in self.models:
+            _require(m in known, "backtest.models", f"must hold models among {list(known)}", m)
 
 
 @dataclass
@@ -255,7 +314,9 @@ class ValidateConfig:
     max_keys_shown: int = 5
 
     def __post_init__(self) -> None:
-        _require(self.mode in ("fail", "quarantine"), "validate.mode", "must be 'fail' or 'quarantine'", self.mode)
+        _require(
+            self.mode in ("fail", "quarantine"), "validate.mode", "must be 'fail' or 'quarantine'", self.mode
+        )
 
 
 @dataclass

@@ -25,7 +25,16 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 SECRET_KEYS = frozenset({"access_key_id", "secret_access_key", "endpoint_url"})
-LIBRARIES = ("inventory-scale", "numpy", "polars", "pyarrow", "torch", "pytorch-lightning", "ray", "hydra-core")
+LIBRARIES = (
+    "inventory-scale",
+    "numpy",
+    "polars",
+    "pyarrow",
+    "torch",
+    "pytorch-lightning",
+    "ray",
+    "hydra-core",
+)
 
 
 def redact(obj: Any) -> Any:
@@ -50,7 +59,11 @@ def git_revision() -> str:
     src = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+            ["git", "-C", str(src), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no"],

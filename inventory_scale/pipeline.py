@@ -135,16 +135,47 @@ _RUN = ("run", "paths", "storage")
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in (
-        Stage("generate", "write a synthetic marketplace or import a real data set", ("data", *_RUN), run_generate),
-        Stage("validate", "check the dataset against the data contract", ("data", "validate", *_RUN), run_validate),
-        Stage("train", "train one global LSTM per shard", ("data", "model", "trainer", "ray", *_RUN), issue=4),
-        Stage("forecast", "sample paths, quantiles and protection-interval demand", ("data", "forecast", "ray", *_RUN), issue=4),
-        Stage("optimize", "per-warehouse constrained reorder plans", ("data", "policy", "ray", *_RUN), issue=6),
-        Stage("backtest", "rolling-origin accuracy and policy A/B", ("data", "backtest", "policy", *_RUN), issue=4),
+        Stage(
+            "generate",
+            "write a synthetic marketplace or import a real data set",
+            ("data", *_RUN),
+            run_generate,
+        ),
+        Stage(
+            "validate",
+            "check the dataset against the data contract",
+            ("data", "validate", *_RUN),
+            run_validate,
+        ),
+        Stage(
+            "train", "train one global LSTM per shard", ("data", "model", "trainer", "ray", *_RUN), issue=4
+        ),
+        Stage(
+            "forecast",
+            "sample paths, quantiles and protection-interval demand",
+            ("data", "forecast", "ray", *_RUN),
+            issue=4,
+        ),
+        Stage(
+            "optimize", "per-warehouse constrained reorder plans", ("data", "policy", "ray", *_RUN), issue=6
+        ),
+        Stage(
+            "backtest",
+            "rolling-origin accuracy and policy A/B",
+            ("data", "backtest", "policy", *_RUN),
+            issue=4,
+        ),
         Stage("report", "HTML and Markdown run report", ("run",), issue=10),
         Stage("monitor", "compare new sales with the last forecast", ("data", *_RUN), issue=10),
-        Stage("sweep", "hyperparameter search with Ray Tune + Optuna", ("sweep", "model", "ray", *_RUN), issue=7),
-        Stage("pipeline", "validate -> train -> forecast -> optimize -> backtest -> report", ("data", *_RUN), run_pipeline),
+        Stage(
+            "sweep", "hyperparameter search with Ray Tune + Optuna", ("sweep", "model", "ray", *_RUN), issue=7
+        ),
+        Stage(
+            "pipeline",
+            "validate -> train -> forecast -> optimize -> backtest -> report",
+            ("data", *_RUN),
+            run_pipeline,
+        ),
         Stage("bench", "accuracy, speed and memory against peer libraries", ("data", *_RUN), issue=9),
     )
 }

@@ -11,10 +11,32 @@ from inventory_scale.cli import EXIT_NOT_BUILT, EXIT_USAGE, main
 def test_main_help_lists_stages_and_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for stage in ("generate", "validate", "train", "forecast", "optimize", "backtest", "report",
-                  "monitor", "sweep", "pipeline", "bench"):
+    for stage in (
+        "generate",
+        "validate",
+        "train",
+        "forecast",
+        "optimize",
+        "backtest",
+        "report",
+        "monitor",
+        "sweep",
+        "pipeline",
+        "bench",
+    ):
         assert f"\n  {stage} " in out
-    for group in ("data", "model", "trainer", "ray", "policy", "backtest", "sweep", "experiment", "debug", "paths"):
+    for group in (
+        "data",
+        "model",
+        "trainer",
+        "ray",
+        "policy",
+        "backtest",
+        "sweep",
+        "experiment",
+        "debug",
+        "paths",
+    ):
         assert f"\n  {group} " in out
     assert "m5" in out and "walmart_weekly" in out
 

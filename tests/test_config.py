@@ -41,7 +41,18 @@ def test_every_group_option_composes(group: str, option: str) -> None:
 
 def test_group_options_exist_for_issue_groups() -> None:
     groups = {g for g, _ in GROUP_OPTIONS}
-    assert {"data", "model", "trainer", "ray", "policy", "backtest", "sweep", "experiment", "debug", "paths"} <= groups
+    assert {
+        "data",
+        "model",
+        "trainer",
+        "ray",
+        "policy",
+        "backtest",
+        "sweep",
+        "experiment",
+        "debug",
+        "paths",
+    } <= groups
     data = {o for g, o in GROUP_OPTIONS if g == "data"}
     assert data == {"synthetic", "m5", "walmart_weekly", "store_item", "carparts", "parquet"}
 
@@ -109,7 +120,7 @@ def test_unknown_group_option_is_named() -> None:
 
 
 def test_parquet_data_requires_root() -> None:
-    with pytest.raises(ConfigError, match="data.root"):
+    with pytest.raises(ConfigError, match=r"data\.root"):
         load_config(["data=parquet"])
 
 

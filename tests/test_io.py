@@ -125,7 +125,9 @@ def test_manifest_records_config_hash_versions_and_inputs(tmp_path: Path) -> Non
     assert back["config_hash"] == config_hash(cfg)
     assert config_hash(Config(seed=1)) != config_hash(Config(seed=2))
     # credentials do not change the hash: the same run with other keys is the same run
-    assert config_hash(cfg) == config_hash(Config(storage=StorageConfig(access_key_id="other", secret_access_key="x")))
+    assert config_hash(cfg) == config_hash(
+        Config(storage=StorageConfig(access_key_id="other", secret_access_key="x"))
+    )
     assert json.loads(text)["config"]["storage"]["secret_access_key"] == "<redacted>"
 
 

@@ -268,9 +268,7 @@ class TableWriter:
                 self._fs.delete_dir(self._staging)
 
 
-def write_table(
-    frame: pl.DataFrame, root: str, spec: S.TableSpec, opts: StorageOptions | None = None
-) -> str:
+def write_table(frame: pl.DataFrame, root: str, spec: S.TableSpec, opts: StorageOptions | None = None) -> str:
     """Write a whole table in one part, atomically; returns the table URI."""
     with TableWriter(root, spec, opts) as w:
         w.write(frame)
@@ -280,7 +278,6 @@ def write_table(
 def table_files(root: str, spec: S.TableSpec, opts: StorageOptions | None = None) -> list[str]:
     """URIs of a table's Parquet files (empty when the table is absent)."""
     base = join(root, spec.name)
-    fs, path = _filesystem(base, opts)
     prefix = S3_SCHEME if is_remote(base) else ""
     return [prefix + i.path for i in list_files(base, opts)]
 

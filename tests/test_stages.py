@@ -1,0 +1,72 @@
+"""Stages end to end through the CLI: generate -> validate -> pipeline, and a bad input's exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from inventory_scale import schema as S
+from inventory_scale.cli import EXIT_ERROR, main
+from inventory_scale.data import io
+from inventory_scale.manifest import read_manifest
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mk")
+    args = [
+        "generate",
+        f"data.root={root}",
+        "data.n_skus=30",
+        "data.n_warehouses=2",
+        "data.days=120",
+        "seed=5",
+    ]
+    assert main(args) == 0
+    return root
+
+
+def test_generate_writes_all_tables_and_manifest(generated: Path) -> None:
+    for spec in (*S.INPUT_TABLES, S.TRUTH):
+        assert io.table_files(str(generated), spec), spec.name
+    manifest = read_manifest(str(generated))
+    assert manifest is not None
+    assert manifest["stage"] == "generate" and manifest["seed"] == 5
+    assert manifest["rows"][S.SALES.name] == io.read_table(str(generated), S.SALES).height
+    assert manifest["config"]["data"]["n_skus"] == 30
+
+
+def test_validate_then_pipeline(generated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["validate", f"data.root={generated}", f"run.dir={run}"]) == 0
+    report = json.loads((run / "validate" / "report.json").read_text())
+    assert report["ok"] and report["series"] == 60 and report["frequency"] == "1d"
+    assert read_manifest(str(run / "validate")) is not None
+    capsys.readouterr()
+    assert main(["pipeline", f"data.root={generated}", f"run.dir={run}"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stages"][0]["stage"] == "validate"
+
+
+def test_bad_input_exits_nonzero_and_writes_nothing(
+    generated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad"
+    for spec in S.INPUT_TABLES:
+        frame = io.read_table(str(generated), spec)
+        if spec is S.SALES:
+            frame = frame.with_columns(
+                pl.when(pl.int_range(pl.len()) < 3)
+                .then(-1.0)
+                .otherwise(pl.col(S.UNITS_SOLD))
+                .alias(S.UNITS_SOLD)
+            )
+        io.write_table(frame, str(bad), spec)
+    run = tmp_path / "run"
+    assert main(["validate", f"data.root={bad}", f"run.dir={run}"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "units_sold" in err and "3 rows" in err and "sales" in err
+    assert not run.exists()
