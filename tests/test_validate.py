@@ -366,15 +366,20 @@ def test_price_below_cost_is_a_warning(root: Path, frames: Frames) -> None:
 # --- 5: duplicates --------------------------------------------------------------------------------
 
 
-def test_duplicate_sales_key(root: Path, frames: Frames) -> None:
-    sales = frames["sales"]
-    write(root, {"sales": pl.concat([sales, sales.filter(at("A1", "W1", 9) | at("A2", "W1", 9))])})
+@pytest.mark.parametrize("adjacent", [False, True])
+def test_duplicate_sales_key(root: Path, frames: Frames, adjacent: bool) -> None:
+    sales, twice = frames["sales"], at("A1", "W1", 9) | at("A2", "W1", 9)
+    if adjacent:  # the file stays sorted, but not strictly
+        sales = pl.concat([sales, sales.filter(twice)]).sort(S.SALES.key)
+    else:
+        sales = pl.concat([sales, sales.filter(twice)])
+    write(root, {"sales": sales})
     fails(
         root,
         DataQualityError,
         sales_file(root, "W1"),
         "column 'sku_id, warehouse_id, date': 2 rows are duplicated",
-        "(A1, W1, 2024-01-10)",
+        "(A1, W1, 2024-01-10), (A2, W1, 2024-01-10)",
     )
 
 
@@ -604,6 +609,12 @@ def test_quarantine_keeps_earlier_rejects(root: Path, frames: Frames) -> None:
         write(root, {"sales": update(read(root, S.SALES), at("A1", "W1", i), **{S.PRICE: -1.0})})
         validate_dataset(str(root), QUARANTINE)
     assert read_rejected(root, S.SALES).get_column(S.DATE).to_list() == [day(DAYS - 2), day(DAYS - 1)]
+
+
+def test_quarantine_that_would_empty_sales_fails(root: Path) -> None:
+    fails(
+        root, DataQualityError, "empty dataset: no sales row passes the rules", cfg=QUARANTINE, cutoff=day(-1)
+    )
 
 
 def test_quarantine_still_fails_on_table_level_problems(root: Path, frames: Frames) -> None:

@@ -1,19 +1,13 @@
 """The individual checks of dataset validation, as Polars expressions and aggregations.
 
-:mod:`inventory_scale.data.validate` runs them; this module says what each one computes:
+:mod:`inventory_scale.data.validate` runs them. File footers against the spec
+(:func:`file_schema_problems`); per-row rules as boolean expressions, true on offending rows
+(:func:`row_rules`), counted in one pass (:func:`find_violations`); repeated keys
+(:func:`duplicate_rows`); the sales series' date grid, frequency and gaps (:func:`series_stats`,
+:func:`table_frequency`, :func:`gap_violation`, :func:`fill_rows`).
 
-* :func:`file_schema_problems`: a file footer against its table spec (missing column, dtype).
-* :func:`row_rules`: per-row rules (nulls, negative or non-positive values, unknown references,
-  dates after the cutoff) as boolean expressions, true on offending rows.
-* :func:`find_violations`: counts of each rule in one aggregation pass, then the first offending
-  keys and the files they sit in for the rules that fired.
-* :func:`duplicate_rows`: rows whose key repeats an earlier valid row (the first one is kept).
-* :func:`series_stats`, :func:`table_frequency`, :func:`gap_violation`, :func:`fill_rows`: the
-  per-series date grid of the sales table, its frequency, missing dates and their filling.
-
-Every check reads a lazy frame with the spec's columns plus two helper columns, ``SOURCE_FILE``
-(the Parquet file a row came from) and ``SOURCE_ROW`` (its row number in that file); helpers never
-reach a written table.
+Checks read lazy frames of the spec's columns plus helper columns ``SOURCE_FILE`` (the Parquet
+file of each row) and ``SOURCE_ROW`` (its row number there); helpers are never written.
 """
 
 from __future__ import annotations
@@ -32,40 +26,27 @@ SOURCE_FILE = "__source_file"  # validation-internal helper column: never writte
 SOURCE_ROW = "__source_row"  # validation-internal helper column: never written
 ENGINE: Literal["streaming"] = "streaming"  # heavy aggregations run streaming (bounded memory)
 
-NEGATIVE = "negative"
-NON_POSITIVE = "non_positive"
 DUPLICATE_REASON = "duplicate:key"
 
-# Columns that must be >= 0 (NEGATIVE) or > 0 (NON_POSITIVE), per table. Nulls pass these rules.
-RANGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
-    S.SALES.name: ((S.UNITS_SOLD, NEGATIVE), (S.PRICE, NEGATIVE)),
-    S.PRODUCTS.name: (
-        (S.UNIT_COST, NEGATIVE),
-        (S.UNIT_PRICE, NEGATIVE),
-        (S.SALVAGE_VALUE, NEGATIVE),
-        (S.SHELF_LIFE_DAYS, NON_POSITIVE),
-        (S.CASE_PACK, NON_POSITIVE),
-        (S.MOQ, NEGATIVE),
-        (S.VOLUME_M3, NEGATIVE),
-    ),
-    S.WAREHOUSES.name: ((S.CAPACITY_M3, NEGATIVE), (S.BUDGET, NEGATIVE)),
+# Columns that must be >= 0 and columns that must be > 0, per table. Nulls pass both rules.
+NON_NEGATIVE: dict[str, tuple[str, ...]] = {
+    S.SALES.name: (S.UNITS_SOLD, S.PRICE),
+    S.PRODUCTS.name: (S.UNIT_COST, S.UNIT_PRICE, S.SALVAGE_VALUE, S.MOQ, S.VOLUME_M3),
+    S.WAREHOUSES.name: (S.CAPACITY_M3, S.BUDGET),
     S.INVENTORY.name: (
-        (S.ON_HAND, NEGATIVE),
-        (S.ON_ORDER, NEGATIVE),
-        (S.LEAD_TIME_DAYS, NON_POSITIVE),
-        (S.LEAD_TIME_STD_DAYS, NEGATIVE),
-        (S.REVIEW_PERIOD_DAYS, NEGATIVE),
-        (S.HOLDING_COST_RATE, NEGATIVE),
-        (S.STOCKOUT_PENALTY, NEGATIVE),
+        *(S.ON_HAND, S.ON_ORDER, S.LEAD_TIME_STD_DAYS),
+        *(S.REVIEW_PERIOD_DAYS, S.HOLDING_COST_RATE, S.STOCKOUT_PENALTY),
     ),
-    S.INBOUND.name: ((S.QUANTITY, NEGATIVE),),
+    S.INBOUND.name: (S.QUANTITY,),
 }
-
+POSITIVE: dict[str, tuple[str, ...]] = {
+    S.PRODUCTS.name: (S.SHELF_LIFE_DAYS, S.CASE_PACK),
+    S.INVENTORY.name: (S.LEAD_TIME_DAYS,),
+}
 # Foreign keys: table -> (column, table whose single-column key it must appear in).
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
-    S.SALES.name: ((S.SKU_ID, S.PRODUCTS.name), (S.WAREHOUSE_ID, S.WAREHOUSES.name)),
-    S.INVENTORY.name: ((S.SKU_ID, S.PRODUCTS.name), (S.WAREHOUSE_ID, S.WAREHOUSES.name)),
-    S.INBOUND.name: ((S.SKU_ID, S.PRODUCTS.name), (S.WAREHOUSE_ID, S.WAREHOUSES.name)),
+    table.name: ((S.SKU_ID, S.PRODUCTS.name), (S.WAREHOUSE_ID, S.WAREHOUSES.name))
+    for table in (S.SALES, S.INVENTORY, S.INBOUND)
 }
 
 # Arrow type names a file may use for each contract dtype. Strict, except that integer widths
@@ -152,11 +133,10 @@ def row_rules(spec: S.TableSpec, refs: Mapping[str, pl.Series], cutoff: dt.date 
             expr = expr | pl.col(col).is_nan()
         detail = "null or NaN" if dtype.is_float() else "null"
         rules.append(Rule("null", col, detail, expr.fill_null(False)))
-    for col, code in RANGE_RULES.get(spec.name, ()):
-        expr = pl.col(col) < 0 if code == NEGATIVE else pl.col(col) <= 0
-        rules.append(
-            Rule(code, col, "negative" if code == NEGATIVE else "zero or negative", expr.fill_null(False))
-        )
+    for col in NON_NEGATIVE.get(spec.name, ()):
+        rules.append(Rule("negative", col, "negative", (pl.col(col) < 0).fill_null(False)))
+    for col in POSITIVE.get(spec.name, ()):
+        rules.append(Rule("non_positive", col, "zero or negative", (pl.col(col) <= 0).fill_null(False)))
     for col, ref in REFERENCES.get(spec.name, ()):
         if ref in refs:
             expr = ~pl.col(col).is_in(refs[ref].implode())
@@ -165,6 +145,12 @@ def row_rules(spec: S.TableSpec, refs: Mapping[str, pl.Series], cutoff: dt.date 
         expr = pl.col(S.DATE) > pl.lit(cutoff, dtype=pl.Date)
         rules.append(Rule("after_cutoff", S.DATE, f"after the cutoff {cutoff}", expr.fill_null(False)))
     return rules
+
+
+def price_below_cost() -> Rule:
+    """The warning rule: a product priced below its cost sells at a loss."""
+    below = (pl.col(S.UNIT_PRICE) < pl.col(S.UNIT_COST)).fill_null(False)
+    return Rule("below_cost", S.UNIT_PRICE, f"below {S.UNIT_COST} (sold at a loss)", below)
 
 
 def any_rule(rules: Sequence[Rule]) -> pl.Expr:
@@ -241,15 +227,16 @@ def find_violations(
     ]
 
 
-def strictly_sorted_within_files(lf: pl.LazyFrame, key: Sequence[str]) -> bool:
-    """True when, inside every file, rows are in strictly increasing key order (so no key repeats)."""
+def unsorted_files(lf: pl.LazyFrame, key: Sequence[str]) -> list[str]:
+    """Files whose rows are not in strictly increasing key order (a sorted file repeats no key)."""
     increasing: pl.Expr = pl.lit(False)
     for col in reversed(key):  # lexicographic: k1 > p1 | (k1 == p1 & (k2 > p2 | ...))
         cur, prev = pl.col(col), pl.col(col).shift(1)
         increasing = (cur > prev) | ((cur == prev) & increasing)
     new_file = pl.col(SOURCE_FILE) != pl.col(SOURCE_FILE).shift(1)
     ok = (new_file | increasing).fill_null(True)
-    return int(lf.select((~ok).sum()).collect(engine=ENGINE).item()) == 0
+    bad = lf.select(SOURCE_FILE, ok.alias("ok")).filter(~pl.col("ok")).select(pl.col(SOURCE_FILE).unique())
+    return [str(f) for f in bad.collect(engine=ENGINE).to_series().to_list()]
 
 
 def duplicate_rows(lf: pl.LazyFrame, spec: S.TableSpec) -> pl.DataFrame:
