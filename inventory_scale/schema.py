@@ -301,3 +301,93 @@ CRPS = "crps"  # scaled CRPS from sample paths
 COVERAGE_80 = "coverage_80"
 COVERAGE_90 = "coverage_90"
 BIAS = "bias"
+
+# --- features -------------------------------------------------------------------------------
+# Columns of the dense per-series feature frame (data/features.py). The flags is_holiday, snap,
+# on_promotion and in_stock keep their input names there, as float 0/1 covariates.
+OBSERVED = "observed"  # 1.0 = a sales row exists and the item was in stock; 0.0 = no demand observation
+DAY_OF_WEEK = "day_of_week"  # Monday .. Sunday scaled to [-0.5, 0.5] (daily data only)
+WEEK_OF_YEAR = "week_of_year"  # ISO week 1 .. 53 scaled to [-0.5, 0.5]
+MONTH_OF_YEAR = "month_of_year"  # January .. December scaled to [-0.5, 0.5]
+DAYS_TO_EVENT = "days_to_event"  # periods until the next calendar event of the region, capped, in [0, 1]
+DAYS_AFTER_EVENT = "days_after_event"  # periods since the previous event of the region, capped, in [0, 1]
+RELATIVE_PRICE = "relative_price"  # price / the series' median price over its history (1.0 when unknown)
+LOG_AGE = "log_age"  # log1p(periods since the series' first sale), ~1.0 after one year
+
+# --- sharding -------------------------------------------------------------------------------
+SHARD = "shard"  # shard id of a series (distributed/sharding.py)
+N_PERIODS = "n_periods"  # history length of a series in periods
+STATUS = "status"
+
+
+def forecast_spec(quantiles: list[float], protection_quantiles: list[float]) -> TableSpec:
+    """Spec of the ``forecasts/`` output for the configured quantile levels (see forecast_frame)."""
+    cols: dict[str, pl.DataType | type[pl.DataType]] = {
+        SKU_ID: pl.String,
+        WAREHOUSE_ID: pl.String,
+        CUTOFF: pl.Date,
+        DS: pl.Date,
+        STEP: pl.Int32,
+        MEAN: pl.Float32,
+    }
+    cols.update({quantile_column(q): pl.Float32 for q in quantiles})
+    cols.update({PI_STEPS: pl.Int32, PI_MEAN: pl.Float32})
+    cols.update({protection_quantile_column(q): pl.Float32 for q in protection_quantiles})
+    return TableSpec(
+        name="forecasts",
+        schema=pl.Schema(cols),
+        key=(SKU_ID, WAREHOUSE_ID, CUTOFF, DS),
+        partition_by=WAREHOUSE_ID,
+    )
+
+
+SHARDS = TableSpec(
+    name="shards",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            CATEGORY: pl.String,
+            N_PERIODS: pl.Int64,
+            SHARD: pl.Int32,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID),
+    nullable=frozenset({CATEGORY}),
+)
+"""Series -> shard assignment of a run (``<run.dir>/shards/``)."""
+
+BACKTEST_METRICS = TableSpec(
+    name="metrics",
+    schema=pl.Schema(
+        {
+            MODEL: pl.String,
+            CUTOFF: pl.Date,
+            METRIC: pl.String,
+            VALUE: pl.Float64,
+            GROUP: pl.String,
+            GROUP_VALUE: pl.String,
+        }
+    ),
+    key=(MODEL, CUTOFF, METRIC, GROUP, GROUP_VALUE),
+    nullable=frozenset({VALUE}),
+)
+"""Aggregated backtest accuracy (``<run.dir>/backtest/metrics/``), one row per model x cutoff x
+metric x group."""
+
+PATHS = TableSpec(
+    name="paths",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            CUTOFF: pl.Date,
+            SAMPLE_ID: pl.Int32,
+            STEP: pl.Int32,
+            VALUE: pl.Float32,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, CUTOFF, SAMPLE_ID, STEP),
+    partition_by=WAREHOUSE_ID,
+)
+"""Kept sample paths (``forecast.keep_paths=true``) for the optimizer."""

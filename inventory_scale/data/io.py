@@ -279,7 +279,7 @@ def table_files(root: str, spec: S.TableSpec, opts: StorageOptions | None = None
     """URIs of a table's Parquet files (empty when the table is absent)."""
     base = join(root, spec.name)
     prefix = S3_SCHEME if is_remote(base) else ""
-    return [prefix + i.path for i in list_files(base, opts)]
+    return [prefix + i.path for i in list_files(base, opts, suffix=".parquet")]
 
 
 def scan_table(
