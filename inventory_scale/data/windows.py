@@ -1,0 +1,397 @@
+"""A shard of series packed CSR-style, and the training / validation / inference windows cut from it.
+
+:func:`pack_shard` turns the long input tables into a :class:`PackedShard`: the dense feature frame
+of :mod:`inventory_scale.data.features` flattened into ``values [T]``, ``observed [T]`` and
+``time_feat [T, F]`` with ``indptr [N+1]`` (series ``i`` occupies rows ``indptr[i]:indptr[i+1]``),
+in the Nixtla style. Every series runs from its first sale to ``horizon`` periods past the cutoff;
+targets after the cutoff are 0 with ``observed`` 0, their covariates are known.
+
+A window is (series ``i``, local end ``e``): its horizon is periods ``[e-H, e)`` and its context
+the ``L`` periods before; context periods before the series starts are left padding (target,
+features and mask 0). Windows are gathered for a whole batch at once by index arithmetic on the CSR
+arrays. Every batch is a dict of named tensors (the model's contract)::
+
+    past_target      [B, L]    float32   demand of the context periods (0 where padded)
+    past_observed    [B, L]    float32   1 = in-stock observation; 0 = padding, stockout, missing
+    past_time_feat   [B, L, F] float32
+    future_time_feat [B, H, F] float32
+    future_target    [B, H]    float32   (training / validation only)
+    future_observed  [B, H]    float32   (training / validation only)
+    static_cat       [B, C]    int64     [category, warehouse] vocabulary index; 0 = unknown
+
+Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
+draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pytorch_lightning as lightning
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+
+from inventory_scale import schema as S
+from inventory_scale.config import ModelConfig
+from inventory_scale.data.features import (
+    STATIC_FEATURES,
+    build_features,
+    build_vocab,
+    encode_static,
+    offset_date,
+    require_columns,
+    time_features,
+)
+from inventory_scale.errors import ConfigError, DataQualityError
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT = "past_target", "past_observed", "past_time_feat"
+FUTURE_TARGET, FUTURE_OBSERVED, FUTURE_TIME_FEAT = "future_target", "future_observed", "future_time_feat"
+STATIC_CAT = "static_cat"
+INFERENCE_KEYS: tuple[str, ...] = (PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT, FUTURE_TIME_FEAT, STATIC_CAT)
+"""Keys of an :func:`inference_batch`."""
+BATCH_KEYS: tuple[str, ...] = (*INFERENCE_KEYS, FUTURE_TARGET, FUTURE_OBSERVED)
+"""Keys of a training or validation batch."""
+
+
+@dataclass
+class PackedShard:
+    """A shard's series in CSR layout (N series, T periods in all, F time features, C = 2).
+
+    Attributes:
+        series: ``sku_id, warehouse_id, category`` of the N series, in (sku_id, warehouse_id) order.
+        values: ``[T]`` float32 units sold; 0 for missing periods and after the cutoff.
+        observed: ``[T]`` float32, 1 = a sales row in stock on or before the cutoff.
+        time_feat: ``[T, F]`` float32 covariates, columns in ``feature_names`` order.
+        indptr: ``[N+1]`` int64; series ``i`` is rows ``indptr[i]:indptr[i+1]``.
+        start: ``[N]`` datetime64[D] first period of each series.
+        cutoff_index: ``[N]`` int64 periods up to and including the cutoff (then ``horizon`` more).
+        static_cat: ``[N, C]`` int64 indices into ``vocab[STATIC_FEATURES[c]]`` (0 = unknown).
+        vocab: ``{"category": [...], "warehouse_id": [...]}``, index 0 = ``"<unknown>"``.
+        feature_names: the F axis.
+        freq, cutoff, horizon: ``"1d"``/``"1w"``/``"1mo"``; forecast origin (last target period); H.
+    """
+
+    series: pl.DataFrame
+    values: np.ndarray
+    observed: np.ndarray
+    time_feat: np.ndarray
+    indptr: np.ndarray
+    start: np.ndarray
+    cutoff_index: np.ndarray
+    static_cat: np.ndarray
+    vocab: dict[str, list[str]]
+    feature_names: tuple[str, ...]
+    freq: str
+    cutoff: dt.date
+    horizon: int
+
+    @property
+    def n_series(self) -> int:
+        """N."""
+        return len(self.indptr) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``[N]`` int64 periods per series (``cutoff_index + horizon``)."""
+        return np.diff(self.indptr)
+
+
+def pack_shard(
+    sales: pl.DataFrame,
+    products: pl.DataFrame,
+    warehouses: pl.DataFrame,
+    calendar: pl.DataFrame,
+    *,
+    freq: str,
+    cutoff: dt.date,
+    horizon: int,
+    vocab: dict[str, list[str]] | None = None,
+) -> PackedShard:
+    """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
+
+    Sales rows after the cutoff are ignored entirely (targets and covariates), so a backtest sees
+    what a forecast on that day would: future prices carried forward, no promotion, in stock.
+
+    Args:
+        sales, products, warehouses, calendar: input tables (see :func:`build_features`).
+        freq: ``"1d"``, ``"1w"`` or ``"1mo"``.
+        cutoff: forecast origin; the last period whose target is used.
+        horizon: H >= 1 periods after the cutoff.
+        vocab: static vocabularies from training (forecast time); None builds them from ``sales``.
+
+    Raises:
+        DataQualityError: no sales row on or before the cutoff.
+        ConfigError: ``horizon`` < 1 or an unknown ``freq``.
+    """
+    if horizon < 1:
+        raise ConfigError(f"config key 'data.horizon' must be > 0, got {horizon}")
+    names = time_features(freq)
+    require_columns(sales, S.SALES, (S.DATE,))
+    history = sales.filter(pl.col(S.DATE) <= cutoff)
+    if history.height == 0:
+        raise DataQualityError(f"sales: no row on or before the cutoff {cutoff} (column '{S.DATE}')")
+    keys = list(S.SERIES_KEY)
+    frame = build_features(
+        history, products, warehouses, calendar, freq=freq, end=offset_date(cutoff, freq, horizon + 1)
+    )
+    future = (pl.col(S.DATE) > cutoff).cast(pl.Int32)
+    # the grid runs H+1 periods past the cutoff, so every series keeps exactly H future periods
+    frame = frame.filter((future.cum_sum().over(keys) <= horizon) | (future == 0))
+    series = frame.group_by(keys, maintain_order=True).agg(
+        pl.col(S.CATEGORY).first(),
+        pl.col(S.DATE).first().alias("_start"),
+        pl.len().cast(pl.Int64).alias("_n"),
+        (1 - future).sum().cast(pl.Int64).alias("_past"),
+    )
+    vocab = build_vocab(series) if vocab is None else vocab
+    lengths = series["_n"].to_numpy()
+    packed = PackedShard(
+        series=series.select(*keys, S.CATEGORY),
+        values=frame[S.UNITS_SOLD].to_numpy().astype(np.float32),
+        observed=frame[S.OBSERVED].to_numpy().astype(np.float32),
+        time_feat=np.ascontiguousarray(frame.select(names).to_numpy(), dtype=np.float32),
+        indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        start=series["_start"].to_numpy().astype("datetime64[D]"),
+        cutoff_index=series["_past"].to_numpy().astype(np.int64),
+        static_cat=encode_static(series, vocab),
+        vocab=vocab,
+        feature_names=names,
+        freq=freq,
+        cutoff=cutoff,
+        horizon=horizon,
+    )
+    log.info(
+        "packed %d series x %d periods (F=%d), cutoff %s", packed.n_series, len(frame), len(names), cutoff
+    )
+    return packed
+
+
+def gather_windows(
+    packed: PackedShard, series: np.ndarray, end: np.ndarray, context_length: int, *, with_target: bool = True
+) -> Batch:
+    """Batch of windows (series[b], end[b]): horizon ``[end-H, end)``, context the L periods before.
+
+    Args:
+        packed: the shard.
+        series: ``[B]`` int series indices.
+        end: ``[B]`` int local exclusive ends, ``H <= end <= lengths[series]``.
+        context_length: L.
+        with_target: add ``future_target`` / ``future_observed`` (False at inference).
+    """
+    if context_length < 1:
+        raise ConfigError(f"config key 'data.context_length' must be > 0, got {context_length}")
+    L, H = context_length, packed.horizon
+    series, end = np.asarray(series, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    if np.any(end < H) or np.any(end > packed.lengths[series]):  # a window never leaves its series
+        raise ValueError(f"window ends must lie in [H, series length], H={H}; got {end.tolist()[:5]}")
+    local = end[:, None] + np.arange(-(L + H), 0)  # [B, L+H]
+    inside = local >= 0
+    rows = packed.indptr[series][:, None] + np.maximum(local, 0)  # [B, L+H] rows of the CSR arrays
+    target = np.where(inside, packed.values[rows], np.float32(0))  # [B, L+H]
+    observed = np.where(inside, packed.observed[rows], np.float32(0))  # [B, L+H]
+    feat = packed.time_feat[rows] * inside[..., None].astype(np.float32)  # [B, L+H, F]
+
+    parts = {
+        PAST_TARGET: target[:, :L],  # [B, L]
+        PAST_OBSERVED: observed[:, :L],  # [B, L]
+        PAST_TIME_FEAT: feat[:, :L],  # [B, L, F]
+        FUTURE_TIME_FEAT: feat[:, L:],  # [B, H, F]
+        STATIC_CAT: packed.static_cat[series],  # [B, C]
+    }
+    if with_target:
+        parts[FUTURE_TARGET] = target[:, L:]  # [B, H]
+        parts[FUTURE_OBSERVED] = observed[:, L:]  # [B, H]
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in parts.items()}
+
+
+def inference_batch(packed: PackedShard, context_length: int) -> Batch:
+    """All N series: the last L periods up to each cutoff and the H horizon periods' covariates.
+
+    Returns:
+        Batch without targets: ``past_target [N, L]``, ``past_observed [N, L]``,
+        ``past_time_feat [N, L, F]``, ``future_time_feat [N, H, F]``, ``static_cat [N, C]``.
+    """
+    series = np.arange(packed.n_series)
+    return gather_windows(
+        packed, series, packed.cutoff_index + packed.horizon, context_length, with_target=False
+    )
+
+
+def _cumsum0(a: np.ndarray) -> np.ndarray:
+    """``[T+1]`` float64 running sum with a leading 0 (sums over rows ``[i, j)`` are ``c[j] - c[i]``)."""
+    return np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
+
+
+def series_scale(packed: PackedShard, stop: np.ndarray) -> np.ndarray:
+    """``[N]`` float64 mean observed demand of each series over its local periods ``[0, stop)``."""
+    start = packed.indptr[:-1]
+    stop = start + np.clip(stop, 0, packed.lengths)
+    cum_v, cum_o = _cumsum0(packed.values * packed.observed), _cumsum0(packed.observed)
+    return (cum_v[stop] - cum_v[start]) / np.maximum(cum_o[stop] - cum_o[start], 1.0)
+
+
+class WindowDataset(Dataset[Batch]):
+    """Explicit windows (series, end); ``dataset[ids]`` (ids ``[B]``, or one int) gathers a whole batch.
+
+    Use with ``DataLoader(batch_size=None, sampler=...)`` whose sampler yields id arrays
+    (:class:`WindowSampler`, or a ``BatchSampler``).
+    """
+
+    def __init__(self, packed: PackedShard, context_length: int, series: np.ndarray, end: np.ndarray) -> None:
+        self.packed = packed
+        self.context_length = context_length
+        self.series = np.asarray(series, dtype=np.int64)  # [W]
+        self.end = np.asarray(end, dtype=np.int64)  # [W]
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitem__(self, ids: int | Sequence[int] | np.ndarray) -> Batch:
+        idx = np.atleast_1d(np.asarray(ids, dtype=np.int64))
+        return gather_windows(self.packed, self.series[idx], self.end[idx], self.context_length)
+
+
+class TrainWindows(WindowDataset):
+    """Every training window: end ``e`` in ``[H, cutoff_index - holdout]`` with an observed horizon period.
+
+    Series shorter than L + H give left-padded windows; ``holdout`` defaults to H.
+
+    Attributes:
+        scale: ``[N]`` mean observed demand per series over its training periods.
+    """
+
+    def __init__(self, packed: PackedShard, context_length: int, *, holdout: int | None = None) -> None:
+        H = packed.horizon
+        last_end = packed.cutoff_index - (H if holdout is None else holdout)  # [N]
+        count = np.maximum(last_end - H + 1, 0)  # [N] candidate ends per series
+        series = np.repeat(np.arange(packed.n_series), count)  # [W0]
+        end = H + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)  # [W0]
+        rows = packed.indptr[series] + end
+        cum_o = _cumsum0(packed.observed)
+        keep = cum_o[rows] - cum_o[rows - H] > 0.5  # at least one observed horizon period
+        super().__init__(packed, context_length, series[keep], end[keep])
+        self.scale = series_scale(packed, last_end)
+
+    def weights(self, sampling: str) -> np.ndarray | None:
+        """Per-window draw weights: None for ``"uniform"``, ``1 + scale`` for ``"scale"``."""
+        if sampling == "uniform":
+            return None
+        if sampling == "scale":
+            return 1.0 + self.scale[self.series]
+        raise ConfigError(f"config key 'model.window_sampling' must be scale or uniform, got {sampling!r}")
+
+
+def validation_windows(packed: PackedShard, context_length: int) -> WindowDataset:
+    """The held-out last-H window before the cutoff of every series observed in it."""
+    H = packed.horizon
+    end = packed.cutoff_index
+    cum_o = _cumsum0(packed.observed)
+    rows = packed.indptr[:-1] + end
+    ok = (end >= H) & (cum_o[rows] - cum_o[np.maximum(rows - H, 0)] > 0.5)
+    return WindowDataset(packed, context_length, np.flatnonzero(ok), end[ok])
+
+
+class WindowSampler(Sampler[np.ndarray]):
+    """Draws ``num_samples`` window ids per epoch (with replacement) and yields them in batches.
+
+    Deterministic: epoch ``k`` uses ``numpy.random.default_rng([seed, k])``; Lightning calls
+    :meth:`set_epoch` at the start of every epoch.
+    """
+
+    def __init__(
+        self,
+        num_windows: int,
+        *,
+        num_samples: int,
+        batch_size: int,
+        weights: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        if num_windows < 1:
+            raise DataQualityError(
+                "no training window: no series has 2 x horizon periods with an observed one"
+            )
+        self.num_windows, self.num_samples = num_windows, num_samples
+        self.batch_size, self.seed = batch_size, seed
+        self.cdf = None if weights is None else np.cumsum(weights, dtype=np.float64) / float(np.sum(weights))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose draws :meth:`__iter__` yields."""
+        self.epoch = epoch
+
+    def draw(self) -> np.ndarray:
+        """``[num_samples]`` int64 window ids of the current epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.cdf is None:
+            return rng.integers(0, self.num_windows, self.num_samples, dtype=np.int64)
+        ids = np.searchsorted(self.cdf, rng.random(self.num_samples), side="right")
+        return np.minimum(ids, self.num_windows - 1).astype(np.int64)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        ids = self.draw()
+        for k in range(0, self.num_samples, self.batch_size):
+            yield ids[k : k + self.batch_size]
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
+
+
+class ShardDataModule(lightning.LightningDataModule):
+    """Training and validation batches of one shard for a Lightning trainer.
+
+    Train: ``steps_per_epoch * batch_size`` windows per epoch drawn by :class:`WindowSampler`
+    (``model.window_sampling``), reseeded per epoch from ``seed``. Validation: the held-out last-H
+    window of every series observed there (:func:`validation_windows`). ``num_workers`` is 0.
+    """
+
+    def __init__(
+        self,
+        packed: PackedShard,
+        model: ModelConfig,
+        *,
+        context_length: int,
+        steps_per_epoch: int,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.packed = packed
+        self.batch_size = model.batch_size
+        self.train_windows = TrainWindows(packed, context_length)
+        self.val_windows = validation_windows(packed, context_length)
+        self.sampler = WindowSampler(
+            len(self.train_windows),
+            num_samples=steps_per_epoch * model.batch_size,
+            batch_size=model.batch_size,
+            weights=self.train_windows.weights(model.window_sampling),
+            seed=seed,
+        )
+        sizes = (packed.n_series, len(self.train_windows), len(self.val_windows))
+        log.info("shard: %d series, %d training windows, %d validation windows", *sizes)
+
+    @property
+    def num_time_features(self) -> int:
+        """F."""
+        return len(self.packed.feature_names)
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Vocabulary sizes of the static columns (incl. index 0 = unknown), in C order."""
+        return [len(self.packed.vocab[c]) for c in STATIC_FEATURES]
+
+    def train_dataloader(self) -> DataLoader[Batch]:
+        """Sampled training windows, one batch dict per step."""
+        return DataLoader(self.train_windows, batch_size=None, sampler=self.sampler, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader[Batch]:
+        """Validation windows in series order."""
+        batches = BatchSampler(SequentialSampler(self.val_windows), self.batch_size, drop_last=False)
+        return DataLoader(self.val_windows, batch_size=None, sampler=batches, num_workers=0)
