@@ -11,17 +11,21 @@ it lands raises :class:`~inventory_scale.errors.StageNotBuiltError` with that me
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
-from inventory_scale.errors import StageNotBuiltError
+from inventory_scale.errors import InventoryScaleError, ShardError, StageNotBuiltError
 from inventory_scale.manifest import build_manifest, write_manifest
 from inventory_scale.schema import INPUT_TABLES
 
@@ -86,6 +90,144 @@ def run_validate(cfg: Config) -> Summary:
     return {"stage": "validate", **report.to_dict(), "seconds": round(seconds, 2)}
 
 
+def resolve_cutoff(cfg: Config, opts: io.StorageOptions) -> dt.date:
+    """``run.cutoff`` or, when null, the last sales date of ``data.root``."""
+    from inventory_scale.forecast import last_sales_date
+
+    return dt.date.fromisoformat(cfg.run.cutoff) if cfg.run.cutoff else last_sales_date(cfg.data.root, opts)
+
+
+def _checkpoint_uri(cfg: Config, shard_id: int) -> str:
+    return io.join(cfg.run.dir, "models", f"shard={shard_id:05d}", "model.ckpt")
+
+
+def _finish(
+    stage: str, cfg: Config, out: str, results: list[Summary], opts: io.StorageOptions, **extra: Any
+) -> Summary:
+    """Write the stage manifest with per-shard status; raise naming the failed shards."""
+    failed = [r for r in results if r["status"] == "failed"]
+    inputs = [io.join(cfg.data.root, S.SALES.name)]
+    write_manifest(out, build_manifest(stage, cfg, cfg.seed, inputs, opts, shards=results, **extra), opts)
+    if failed:
+        names = ", ".join(f"{r['shard']} ({r['reason']})" for r in failed[:5])
+        raise ShardError(int(failed[0]["shard"]), f"{len(failed)} of {len(results)} shard(s) failed: {names}")
+    done = sum(r["status"] == "ok" for r in results)
+    skipped = sum(r["status"] == "skipped" for r in results)
+    return {"stage": stage, "output": out, "shards_ok": done, "shards_skipped": skipped, **extra}
+
+
+def run_train(cfg: Config) -> Summary:
+    """Train one global LSTM per shard on the history up to the cutoff.
+
+    Writes ``<run.dir>/shards/`` (series -> shard) and ``<run.dir>/models/shard=N/model.ckpt``.
+    Resumable: a shard whose checkpoint exists is skipped. A shard whose data is bad is reported
+    failed with its reason, the others go on, and the stage ends non-zero naming it.
+    """
+    from inventory_scale.distributed.sharding import assign_shards
+    from inventory_scale.forecast import list_series, load_shard, train_shard
+
+    opts = storage_options(cfg)
+    cutoff = resolve_cutoff(cfg, opts)
+    shards = assign_shards(list_series(cfg.data.root, cutoff, opts), cfg.ray.shard_size, cfg.ray.group_by)
+    io.write_table(shards, cfg.run.dir, S.SHARDS, opts)
+    results: list[Summary] = []
+    for part in shards.partition_by(S.SHARD, maintain_order=True):
+        sid = int(part[S.SHARD][0])
+        uri = _checkpoint_uri(cfg, sid)
+        if io.exists(uri, opts):
+            results.append({"shard": sid, "status": "skipped", "checkpoint": uri})
+            continue
+        try:
+            data = load_shard(cfg.data.root, part.select(S.SKU_ID, S.WAREHOUSE_ID), cutoff, opts)
+            with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+                _, ckpt, info = train_shard(data, cfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
+                io.write_bytes(uri, Path(ckpt).read_bytes(), opts)
+        except InventoryScaleError as e:
+            log.error("train: shard %d failed: %s", sid, e)
+            results.append({"shard": sid, "status": "failed", "reason": str(e)})
+            continue
+        results.append({**info, "status": "ok", "checkpoint": uri})
+    out = io.join(cfg.run.dir, "models")
+    return _finish("train", cfg, out, results, opts, cutoff=cutoff.isoformat(), n_shards=len(results))
+
+
+def run_forecast(cfg: Config) -> Summary:
+    """Sample paths for every series of every trained shard; write ``<run.dir>/forecasts/``.
+
+    Each shard's checkpoint is loaded (``weights_only=True``), its series are forecast in one
+    batched tensor, and the frames (mean, quantiles, protection-interval quantiles) go to one
+    table partitioned by warehouse; ``forecast.keep_paths=true`` also writes ``paths/``.
+    """
+    from inventory_scale.forecast import forecast_shard, load_shard
+    from inventory_scale.models.module import load_forecaster
+
+    opts = storage_options(cfg)
+    cutoff = resolve_cutoff(cfg, opts)
+    shards = io.read_table(cfg.run.dir, S.SHARDS, opts)
+    spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
+    results: list[Summary] = []
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(io.TableWriter(cfg.run.dir, spec, opts))
+        paths_writer = (
+            stack.enter_context(io.TableWriter(cfg.run.dir, S.PATHS, opts))
+            if cfg.forecast.keep_paths
+            else None
+        )
+        for part in shards.partition_by(S.SHARD, maintain_order=True):
+            sid = int(part[S.SHARD][0])
+            t0 = time.perf_counter()
+            try:
+                with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+                    local = Path(tmp) / "model.ckpt"
+                    local.write_bytes(io.read_bytes(_checkpoint_uri(cfg, sid), opts))
+                    module = load_forecaster(local)
+                data = load_shard(cfg.data.root, part.select(S.SKU_ID, S.WAREHOUSE_ID), cutoff, opts)
+                frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=sid)
+            except InventoryScaleError as e:
+                log.error("forecast: shard %d failed: %s", sid, e)
+                results.append({"shard": sid, "status": "failed", "reason": str(e)})
+                continue
+            writer.write(frame)
+            if paths_writer is not None:
+                paths_writer.write(paths_frame(frame, paths))
+            secs = time.perf_counter() - t0
+            results.append(
+                {"shard": sid, "status": "ok", "series": paths.shape[0], "seconds": round(secs, 2)}
+            )
+    out = io.join(cfg.run.dir, "forecasts")
+    return _finish("forecast", cfg, out, results, opts, cutoff=cutoff.isoformat(), rows=writer.rows_written)
+
+
+def paths_frame(frame: Any, paths: Any) -> Any:
+    """Long ``paths/`` rows (keys, cutoff, sample_id, step, value) of a shard's ``[N, S, H]`` paths."""
+    import numpy as np
+    import polars as pl
+
+    n, s, h = paths.shape
+    keys = frame.select(S.SKU_ID, S.WAREHOUSE_ID, S.CUTOFF).unique(maintain_order=True)
+    return pl.DataFrame(
+        {
+            S.SKU_ID: np.repeat(keys[S.SKU_ID].to_numpy(), s * h),
+            S.WAREHOUSE_ID: np.repeat(keys[S.WAREHOUSE_ID].to_numpy(), s * h),
+            S.CUTOFF: np.repeat(keys[S.CUTOFF].to_numpy(), s * h),
+            S.SAMPLE_ID: np.tile(np.repeat(np.arange(s, dtype=np.int32), h), n),
+            S.STEP: np.tile(np.arange(1, h + 1, dtype=np.int32), n * s),
+            S.VALUE: paths.reshape(-1),
+        }
+    )
+
+
+def run_backtest(cfg: Config) -> Summary:
+    """Rolling-origin accuracy of the LSTM and the baselines (see evaluation/backtest.py)."""
+    from inventory_scale.evaluation.backtest import run_backtest as backtest
+
+    opts = storage_options(cfg)
+    summary = backtest(cfg, opts)
+    inputs = [io.join(cfg.data.root, S.SALES.name)]
+    write_manifest(summary["output"], build_manifest("backtest", cfg, cfg.seed, inputs, opts), opts)
+    return summary
+
+
 @dataclass(frozen=True)
 class Stage:
     """A CLI stage: what it does, which config groups it reads, and its function or its issue."""
@@ -148,13 +290,13 @@ STAGES: dict[str, Stage] = {
             run_validate,
         ),
         Stage(
-            "train", "train one global LSTM per shard", ("data", "model", "trainer", "ray", *_RUN), issue=4
+            "train", "train one global LSTM per shard", ("data", "model", "trainer", "ray", *_RUN), run_train
         ),
         Stage(
             "forecast",
             "sample paths, quantiles and protection-interval demand",
             ("data", "forecast", "ray", *_RUN),
-            issue=4,
+            run_forecast,
         ),
         Stage(
             "optimize", "per-warehouse constrained reorder plans", ("data", "policy", "ray", *_RUN), issue=6
@@ -162,8 +304,8 @@ STAGES: dict[str, Stage] = {
         Stage(
             "backtest",
             "rolling-origin accuracy and policy A/B",
-            ("data", "backtest", "policy", *_RUN),
-            issue=4,
+            ("data", "backtest", "model", "trainer", "forecast", *_RUN),
+            run_backtest,
         ),
         Stage("report", "HTML and Markdown run report", ("run",), issue=10),
         Stage("monitor", "compare new sales with the last forecast", ("data", *_RUN), issue=10),

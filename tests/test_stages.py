@@ -10,6 +10,7 @@ import pytest
 
 from inventory_scale import schema as S
 from inventory_scale.cli import EXIT_ERROR, main
+from inventory_scale.config import ForecastConfig
 from inventory_scale.data import io
 from inventory_scale.manifest import read_manifest
 
@@ -46,9 +47,22 @@ def test_validate_then_pipeline(generated: Path, tmp_path: Path, capsys: pytest.
     assert report["ok"] and report["series"] == 60 and report["frequency"] == "1d"
     assert read_manifest(str(run / "validate")) is not None
     capsys.readouterr()
-    assert main(["pipeline", f"data.root={generated}", f"run.dir={run}"]) == 0
+    small = [
+        "trainer.max_epochs=1",
+        "trainer.steps_per_epoch=3",
+        "model.batch_size=32",
+        "model.hidden_size=16",
+        "forecast.num_paths=20",
+        "backtest.cutoffs=1",
+        "ray.shard_size=all",
+    ]
+    assert main(["pipeline", f"data.root={generated}", f"run.dir={run}", *small]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["stages"][0]["stage"] == "validate"
+    stages = [s["stage"] for s in out["stages"]]
+    assert stages[:4] == ["validate", "train", "forecast", "backtest"]
+    defaults = ForecastConfig()
+    forecast = io.read_table(str(run), S.forecast_spec(defaults.quantiles, defaults.protection_quantiles))
+    assert forecast.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique() == 60
 
 
 def test_bad_input_exits_nonzero_and_writes_nothing(

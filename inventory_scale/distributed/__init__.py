@@ -1,0 +1,1 @@
+"""Distribution: sharding of series (pure) and the Ray runner (the only Ray importers)."""

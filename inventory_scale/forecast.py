@@ -1,0 +1,228 @@
+"""One shard, end to end: read its slice, train its LSTM, sample paths, summarise them.
+
+These are the plain functions a Ray task (``distributed/runner.py``) or an in-process stage
+(``pipeline.py``) calls per shard:
+
+- :func:`load_shard` reads only the shard's series from the dataset root (partition pruning on
+  ``warehouse_id`` + predicate pushdown on ``sku_id``), up to the cutoff.
+- :func:`train_shard` packs the shard into CSR windows and fits one global DeepAR-style LSTM; the
+  checkpoint carries the vocabularies, so forecasting needs nothing else.
+- :func:`forecast_shard` draws ``num_paths`` joint sample paths for every series of the shard in
+  one batched tensor on the module's device and turns them into the forecast frame.
+- :func:`baseline_shard` does the same for the seasonal baselines, so metrics, optimizer and
+  simulator treat every model alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from inventory_scale import schema as S
+from inventory_scale.config import Config
+from inventory_scale.data import io
+from inventory_scale.data.features import offset_date
+from inventory_scale.data.windows import PackedShard, ShardDataModule, inference_batch, pack_shard
+from inventory_scale.distributed.sharding import shard_seed
+from inventory_scale.errors import DataQualityError
+from inventory_scale.forecast_frame import protection_steps, summarize_paths
+from inventory_scale.models.baselines import FITS, baseline_paths
+from inventory_scale.models.fit import fit_forecaster
+from inventory_scale.models.lstm import LSTMConfig
+from inventory_scale.models.module import ForecastModule
+
+log = logging.getLogger(__name__)
+
+PERIOD_DAYS = {"1d": 1.0, "1w": 7.0, "1mo": 365.25 / 12}
+
+
+@dataclass
+class ShardData:
+    """The tables one shard needs, restricted to its series (sales up to the cutoff)."""
+
+    series: pl.DataFrame  # sku_id, warehouse_id (the shard's series, in shard order)
+    sales: pl.DataFrame
+    products: pl.DataFrame
+    warehouses: pl.DataFrame
+    calendar: pl.DataFrame
+    inventory: pl.DataFrame
+
+
+def list_series(root: str, cutoff: dt.date | None, opts: io.StorageOptions | None = None) -> pl.DataFrame:
+    """Every series with sales on or before ``cutoff``: keys, category, history length (periods)."""
+    sales = io.scan_table(root, S.SALES, opts)
+    if cutoff is not None:
+        sales = sales.filter(pl.col(S.DATE) <= cutoff)
+    counts = (
+        sales.group_by(S.SKU_ID, S.WAREHOUSE_ID).agg(pl.len().cast(pl.Int64).alias(S.N_PERIODS)).collect()
+    )
+    products = io.read_table(root, S.PRODUCTS, opts, columns=[S.SKU_ID, S.CATEGORY])
+    return counts.join(products, on=S.SKU_ID, how="left").select(S.SHARDS.columns[:-1])
+
+
+def last_sales_date(root: str, opts: io.StorageOptions | None = None) -> dt.date:
+    """The latest date in the sales table (the default forecast origin)."""
+    value = io.scan_table(root, S.SALES, opts).select(pl.col(S.DATE).max()).collect().item()
+    if value is None:
+        raise DataQualityError(f"{io.join(root, S.SALES.name)}: the sales table is empty")
+    return value
+
+
+def load_shard(
+    root: str,
+    series: pl.DataFrame,
+    cutoff: dt.date,
+    opts: io.StorageOptions | None = None,
+) -> ShardData:
+    """Read the slices of every input table that ``series`` needs, sales up to ``cutoff``.
+
+    Args:
+        root: dataset root URI.
+        series: ``sku_id, warehouse_id`` of the shard.
+        cutoff: last date of history to read.
+        opts: storage options for ``s3://`` roots.
+    """
+    keys = series.select(S.SKU_ID, S.WAREHOUSE_ID)
+    skus = keys[S.SKU_ID].unique().to_list()
+    whs = keys[S.WAREHOUSE_ID].unique().to_list()
+    sales = (
+        io.scan_table(root, S.SALES, opts)
+        .filter(pl.col(S.WAREHOUSE_ID).is_in(whs) & pl.col(S.SKU_ID).is_in(skus) & (pl.col(S.DATE) <= cutoff))
+        .collect()
+        .join(keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+    )
+    products = io.read_table(root, S.PRODUCTS, opts, predicate=pl.col(S.SKU_ID).is_in(skus))
+    warehouses = io.read_table(root, S.WAREHOUSES, opts, predicate=pl.col(S.WAREHOUSE_ID).is_in(whs))
+    regions = warehouses[S.REGION].unique().to_list()
+    calendar = io.read_table(root, S.CALENDAR, opts, predicate=pl.col(S.REGION).is_in(regions))
+    inventory = io.read_table(root, S.INVENTORY, opts, predicate=pl.col(S.WAREHOUSE_ID).is_in(whs)).join(
+        keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi"
+    )
+    return ShardData(keys, sales, products, warehouses, calendar, inventory)
+
+
+def pack(
+    data: ShardData, cfg: Config, cutoff: dt.date, vocab: dict[str, list[str]] | None = None
+) -> PackedShard:
+    """CSR-pack a shard for training or inference (horizon covariates past the cutoff)."""
+    if data.sales.is_empty():
+        raise DataQualityError(f"no sales rows up to {cutoff} for this shard's {data.series.height} series")
+    return pack_shard(
+        data.sales,
+        data.products,
+        data.warehouses,
+        data.calendar,
+        freq=cfg.data.freq,
+        cutoff=cutoff,
+        horizon=cfg.data.horizon,
+        vocab=vocab,
+    )
+
+
+def train_shard(
+    data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int, ckpt_dir: str
+) -> tuple[ForecastModule, str, dict[str, Any]]:
+    """Fit one global LSTM on a shard; returns (module, checkpoint path, info)."""
+    t0 = time.perf_counter()
+    packed = pack(data, cfg, cutoff)
+    seed = shard_seed(cfg.seed, shard_id)
+    dm = ShardDataModule(
+        packed,
+        cfg.model,
+        context_length=cfg.data.context_length,
+        steps_per_epoch=cfg.trainer.steps_per_epoch,
+        seed=seed,
+    )
+    net = LSTMConfig.from_model_config(
+        cfg.model,
+        num_time_features=dm.num_time_features,
+        cardinalities=dm.cardinalities,
+        context_length=cfg.data.context_length,
+        horizon=cfg.data.horizon,
+    )
+    scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
+    module, ckpt = fit_forecaster(dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state)
+    info = {
+        "shard": shard_id,
+        "series": packed.n_series,
+        "train_windows": len(dm.train_windows),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return module, ckpt, info
+
+
+def _horizon_dates(cutoff: dt.date, freq: str, horizon: int) -> list[dt.date]:
+    return [offset_date(cutoff, freq, h) for h in range(1, horizon + 1)]
+
+
+def _pi_steps(data: ShardData, series: pl.DataFrame, cfg: Config) -> np.ndarray:
+    """Protection interval per series in periods; config fill rules where inventory lacks a row."""
+    inv = series.join(data.inventory, on=[S.SKU_ID, S.WAREHOUSE_ID], how="left")
+    lead = inv[S.LEAD_TIME_DAYS].fill_null(cfg.data.lead_time_days).to_numpy()
+    review = inv[S.REVIEW_PERIOD_DAYS].fill_null(cfg.data.review_period_days).to_numpy()
+    return protection_steps(lead, review, PERIOD_DAYS[cfg.data.freq])
+
+
+def _frame(
+    paths: np.ndarray,
+    packed: PackedShard,
+    data: ShardData,
+    cfg: Config,
+    cutoff: dt.date,
+    point: np.ndarray | None = None,
+) -> pl.DataFrame:
+    series = packed.series.select(S.SKU_ID, S.WAREHOUSE_ID)
+    return summarize_paths(
+        paths,
+        series,
+        cutoff,
+        _horizon_dates(cutoff, cfg.data.freq, cfg.data.horizon),
+        cfg.forecast.quantiles,
+        _pi_steps(data, series, cfg),
+        cfg.forecast.protection_quantiles,
+        point=point,
+    )
+
+
+@torch.no_grad()
+def forecast_shard(
+    module: ForecastModule, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Sample paths for every series of a shard; returns (forecast frame, paths ``[N, S, H]``)."""
+    vocab = (module.scaler_state or {}).get("vocab")
+    packed = pack(data, cfg, cutoff, vocab=vocab)
+    batch = inference_batch(packed, cfg.data.context_length)
+    device = module.device
+    batch = {k: v.to(device) for k, v in batch.items()}
+    gen = torch.Generator(device=device).manual_seed(shard_seed(cfg.seed, shard_id))
+    paths = module.sample(batch, cfg.forecast.num_paths, generator=gen).float().cpu().numpy()  # [N, S, H]
+    return _frame(paths, packed, data, cfg, cutoff), paths
+
+
+def baseline_shard(
+    name: str, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """Seasonal baseline forecast for a shard through the same frame as the LSTM."""
+    packed = pack(data, cfg, cutoff)
+    history = [
+        packed.values[packed.indptr[i] : packed.indptr[i] + packed.cutoff_index[i]]
+        for i in range(packed.n_series)
+    ]
+    rng = np.random.default_rng(shard_seed(cfg.seed, shard_id))
+    paths = baseline_paths(
+        name,
+        history,
+        horizon=cfg.data.horizon,
+        season_length=cfg.data.season_length,
+        num_paths=cfg.forecast.num_paths,
+        rng=rng,
+    )
+    point = FITS[name](history, cfg.data.horizon, cfg.data.season_length).point  # [N, H]
+    return _frame(paths, packed, data, cfg, cutoff, point=point), paths

@@ -1,0 +1,133 @@
+"""train -> forecast -> backtest stages on a tiny synthetic marketplace (tiny network, CPU)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from inventory_scale import schema as S
+from inventory_scale.cli import load_config, main
+from inventory_scale.config import Config
+from inventory_scale.data import io
+from inventory_scale.forecast import list_series, load_shard
+from inventory_scale.manifest import read_manifest
+
+TINY = [
+    "data.n_skus=12",
+    "data.n_warehouses=2",
+    "data.days=150",
+    "data.horizon=7",
+    "data.context_length=28",
+    "model.hidden_size=8",
+    "model.num_layers=1",
+    "model.batch_size=32",
+    "trainer.max_epochs=1",
+    "trainer.steps_per_epoch=3",
+    "forecast.num_paths=30",
+    "forecast.quantiles=[0.05,0.1,0.5,0.9,0.95]",
+    "ray.shard_size=10",
+    "seed=11",
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, list[str]]:
+    base = tmp_path_factory.mktemp("fc")
+    args = [*TINY, f"data.root={base / 'data'}", f"run.dir={base / 'run'}"]
+    assert main(["generate", *args]) == 0
+    assert main(["train", *args]) == 0
+    assert main(["forecast", *args]) == 0
+    return load_config(args), args
+
+
+def test_training_writes_one_checkpoint_per_shard(run: tuple[Config, list[str]]) -> None:
+    cfg, _ = run
+    shards = io.read_table(cfg.run.dir, S.SHARDS)
+    assert shards.height == 24 and shards[S.SHARD].n_unique() == 3  # 24 series / shard_size 10
+    assert shards.group_by(S.SHARD).len()["len"].max() <= 10  # type: ignore[operator]
+    manifest = read_manifest(io.join(cfg.run.dir, "models"))
+    assert manifest is not None
+    assert [s["status"] for s in manifest["shards"]] == ["ok"] * 3
+    for sid in range(3):
+        assert (Path(cfg.run.dir) / "models" / f"shard={sid:05d}" / "model.ckpt").stat().st_size > 0
+
+
+def test_forecast_frame_values(run: tuple[Config, list[str]]) -> None:
+    cfg, _ = run
+    fc = io.read_table(
+        cfg.run.dir, S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
+    )
+    assert fc.height == 24 * 7
+    assert fc[S.STEP].min() == 1 and fc[S.STEP].max() == 7
+    last = io.scan_table(cfg.data.root, S.SALES).select(pl.col(S.DATE).max()).collect().item()
+    assert (fc[S.CUTOFF] == last).all()
+    assert fc.filter(pl.col(S.STEP) == 1)[S.DS].to_list() == [last + dt.timedelta(days=1)] * 24
+    qcols = [S.quantile_column(q) for q in cfg.forecast.quantiles]
+    q = fc.select(qcols).to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all() and (q >= 0).all()  # monotone, non-negative
+    pcols = [S.protection_quantile_column(p) for p in cfg.forecast.protection_quantiles]
+    assert (np.diff(fc.select(pcols).to_numpy(), axis=1) >= 0).all()
+    # pi_mean is the mean of per-path sums = the sum of the step means over the interval
+    per = fc.sort(S.SKU_ID, S.WAREHOUSE_ID, S.STEP).group_by(S.SKU_ID, S.WAREHOUSE_ID, maintain_order=True)
+    check = per.agg(
+        pl.col(S.MEAN).filter(pl.col(S.STEP) <= pl.col(S.PI_STEPS)).sum().alias("sum_means"),
+        pl.col(S.PI_MEAN).first(),
+    )
+    np.testing.assert_allclose(check["sum_means"], check[S.PI_MEAN], rtol=1e-4, atol=1e-3)
+
+
+def test_rerun_skips_finished_shards_and_forecast_is_deterministic(run: tuple[Config, list[str]]) -> None:
+    cfg, args = run
+    spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
+    before = io.read_table(cfg.run.dir, spec).sort(spec.key)
+    assert main(["train", *args]) == 0
+    manifest = read_manifest(io.join(cfg.run.dir, "models"))
+    assert manifest is not None and [s["status"] for s in manifest["shards"]] == ["skipped"] * 3
+    assert main(["forecast", *args]) == 0
+    assert io.read_table(cfg.run.dir, spec).sort(spec.key).equals(before)
+
+
+def test_shard_reads_nothing_after_the_cutoff(run: tuple[Config, list[str]]) -> None:
+    cfg, _ = run
+    cutoff = dt.date(2024, 4, 1)
+    series = list_series(cfg.data.root, cutoff)
+    data = load_shard(cfg.data.root, series.head(5), cutoff)
+    assert data.sales[S.DATE].max() <= cutoff  # type: ignore[operator]
+    assert data.sales.select(S.SKU_ID, S.WAREHOUSE_ID).unique().height <= 5
+
+
+def test_backtest_scores_every_model_and_the_oracle(
+    run: tuple[Config, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, args = run
+    capsys.readouterr()
+    out = tmp_path / "bt"
+    assert (
+        main(
+            [
+                "backtest",
+                *args,
+                f"run.dir={out}",
+                "backtest.cutoffs=2",
+                "backtest.step=7",
+                "ray.shard_size=all",
+            ]
+        )
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cutoffs"] == ["2024-05-15", "2024-05-22"]  # last date 2024-05-29, H = 7, step 7
+    metrics = io.read_table(str(out / "backtest"), S.BACKTEST_METRICS)
+    assert set(metrics[S.MODEL].unique()) == {"lstm", "seasonal_naive", "seasonal_ma", "oracle"}
+    assert set(metrics[S.CUTOFF].unique().to_list()) == {dt.date(2024, 5, 15), dt.date(2024, 5, 22)}
+    overall = metrics.filter((pl.col(S.GROUP) == "all") & (pl.col(S.METRIC) == S.MASE))
+    assert overall.height == 8 and overall[S.VALUE].is_finite().all()
+    # the oracle knows the demand mean: no model beats it on average
+    by_model = overall.group_by(S.MODEL).agg(pl.col(S.VALUE).mean())
+    oracle = by_model.filter(pl.col(S.MODEL) == "oracle")[S.VALUE].item()
+    assert oracle <= by_model[S.VALUE].min() + 1e-9  # type: ignore[operator]
