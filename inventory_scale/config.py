@@ -139,8 +139,15 @@ class ModelConfig:
     batch_size: int = 512
     window_sampling: str = "scale"
     text_features: bool = False
+    lags: list[int] | None = None
 
     def __post_init__(self) -> None:
+        _require(
+            self.lags is None or all(lag >= 1 for lag in self.lags),
+            "model.lags",
+            "must be null (frequency default) or a list of lags >= 1",
+            self.lags,
+        )
         _require(
             self.likelihood in ("negbin", "tweedie"),
             "model.likelihood",

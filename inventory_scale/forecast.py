@@ -146,6 +146,7 @@ def train_shard(
         cardinalities=dm.cardinalities,
         context_length=cfg.data.context_length,
         horizon=cfg.data.horizon,
+        freq=cfg.data.freq,
     )
     scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
     module, ckpt = fit_forecaster(dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state)

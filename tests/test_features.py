@@ -199,13 +199,21 @@ def test_bad_inputs_raise_named_errors(daily: pl.DataFrame) -> None:
 
 
 def test_vocab_maps_unseen_values_to_zero() -> None:
-    train = pl.DataFrame({S.CATEGORY: ["toys", "food", None], S.WAREHOUSE_ID: ["W2", "W1", "W1"]})
+    train = pl.DataFrame(
+        {S.CATEGORY: ["toys", "food", None], S.WAREHOUSE_ID: ["W2", "W1", "W1"], S.SKU_ID: ["a", "b", "a"]}
+    )
     vocab = build_vocab(train)
-    assert vocab == {S.CATEGORY: [UNKNOWN, "food", "toys"], S.WAREHOUSE_ID: [UNKNOWN, "W1", "W2"]}
-    later = pl.DataFrame({S.CATEGORY: ["toys", "garden", None], S.WAREHOUSE_ID: ["W3", "W1", "W2"]})
-    assert encode_static(later, vocab).tolist() == [[2, 0], [0, 1], [0, 2]]
+    assert vocab == {
+        S.CATEGORY: [UNKNOWN, "food", "toys"],
+        S.WAREHOUSE_ID: [UNKNOWN, "W1", "W2"],
+        S.SKU_ID: [UNKNOWN, "a", "b"],
+    }
+    later = pl.DataFrame(
+        {S.CATEGORY: ["toys", "garden", None], S.WAREHOUSE_ID: ["W3", "W1", "W2"], S.SKU_ID: ["b", "new", "a"]}
+    )
+    assert encode_static(later, vocab).tolist() == [[2, 0, 2], [0, 1, 0], [0, 2, 1]]
     with pytest.raises(SchemaError, match="vocab"):
-        encode_static(later, {S.CATEGORY: ["food"], S.WAREHOUSE_ID: [UNKNOWN]})
+        encode_static(later, {S.CATEGORY: ["food"], S.WAREHOUSE_ID: [UNKNOWN], S.SKU_ID: [UNKNOWN]})
 
 
 def test_offset_date_by_frequency() -> None:

@@ -20,7 +20,7 @@ from inventory_scale.config import ModelConfig, TrainerConfig
 from inventory_scale.errors import ConfigError, SchemaError, StorageError
 from inventory_scale.models.fit import fit_forecaster
 from inventory_scale.models.likelihood import NegativeBinomialHead, TweedieHead, make_head
-from inventory_scale.models.lstm import DeepARNet, LSTMConfig
+from inventory_scale.models.lstm import DeepARNet, LSTMConfig, resolve_lags
 from inventory_scale.models.module import ForecastModule, load_forecaster, warmup_cosine
 
 pytestmark = pytest.mark.filterwarnings(
@@ -257,6 +257,22 @@ def test_loss_ignores_unobserved_targets(likelihood: str) -> None:
         observed = dict(batch)
         observed[key] = batch[key] + 5.0 * (batch[key.replace("target", "observed")] > 0)
         assert abs(net.loss(observed).item() - base.item()) > 1e-3
+
+
+def test_lag_inputs_hand_computed_and_resolved_by_frequency() -> None:
+    cfg = LSTMConfig(0, [2], **{**SMALL, "context_length": 4, "horizon": 2}, lags=[3, 1, 2])
+    assert cfg.lags == [1, 2, 3] and cfg.input_size == 2 + 3 + 0 + 3
+    net = DeepARNet(cfg)
+    values = torch.tensor([[10.0, 11.0, 12.0, 13.0, 14.0, 15.0]])  # [B=1, L+H=6]
+    observed = torch.tensor([[1.0, 1.0, 0.0, 1.0, 1.0, 1.0]])  # day 2 censored: its lags read 0
+    lags = net._lagged(values, observed, 1, 6)  # t = 1 .. 5, columns = lags 1, 2, 3
+    assert lags[0].tolist() == [[10, 0, 0], [11, 10, 0], [0, 11, 10], [13, 0, 11], [14, 13, 0]]
+    assert net._lagged(values, observed, 5, 6)[0].tolist() == [[14, 13, 0]]  # one sampling step
+    assert resolve_lags(None, "1d", 56, 28) == [1, 2, 3, 4, 5, 6, 7, 14, 21, 28]
+    assert resolve_lags(None, "1w", 20, 8) == [1, 2, 3, 4, 8, 13, 26]  # 52 does not fit in 28
+    assert resolve_lags([7], "1d", 10, 2) == [1, 7]
+    with pytest.raises(ConfigError, match="lags"):
+        LSTMConfig(0, [2], context_length=4, horizon=2, lags=[6])
 
 
 @pytest.mark.parametrize("likelihood", ["negbin", "tweedie"])

@@ -85,8 +85,12 @@ def test_csr_layout(packed: PackedShard) -> None:
     assert packed.time_feat.shape == (18, len(time_features("1d")))
     assert packed.values.dtype == np.float32 and packed.time_feat.dtype == np.float32
     assert packed.indptr.dtype == np.int64 and packed.static_cat.dtype == np.int64
-    assert packed.static_cat.tolist() == [[1, 1], [2, 1]]
-    assert packed.vocab == {S.CATEGORY: [UNKNOWN, "food", "toys"], S.WAREHOUSE_ID: [UNKNOWN, "W1"]}
+    assert packed.static_cat.tolist() == [[1, 1, 1], [2, 1, 2]]  # category, warehouse, sku
+    assert packed.vocab == {
+        S.CATEGORY: [UNKNOWN, "food", "toys"],
+        S.WAREHOUSE_ID: [UNKNOWN, "W1"],
+        S.SKU_ID: [UNKNOWN, "A", "B"],
+    }
     promo = packed.feature_names.index(S.ON_PROMOTION)
     assert packed.time_feat[9:11, promo].tolist() == [0, 0]  # the promotion after the cutoff is not seen
 
@@ -109,7 +113,7 @@ def test_training_windows_by_hand(packed: PackedShard) -> None:
     assert b["past_observed"].tolist() == [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 1]]
     assert b["future_target"].tolist() == [[2, 3], [101, 102], [102, 103]]
     assert b["future_observed"].tolist() == [[1, 1], [1, 1], [1, 1]]
-    assert b["static_cat"].tolist() == [[1, 1], [2, 1], [2, 1]]
+    assert b["static_cat"].tolist() == [[1, 1, 1], [2, 1, 2], [2, 1, 2]]
     assert torch.all(b["past_time_feat"][1] == 0)  # fully left-padded context: features 0 too
     stock = tw[3]  # (A, 5): context local -1 .. 2, horizon local 3, 4 (4 = stockout on 01-05)
     assert stock["past_target"].tolist() == [[0, 1, 2, 3]]
@@ -192,7 +196,7 @@ def test_forecast_time_vocab_maps_unseen_to_zero(sales: pl.DataFrame, packed: Pa
         new, products, WAREHOUSES, CALENDAR, freq="1d", cutoff=CUTOFF, horizon=H, vocab=packed.vocab
     )
     assert later.vocab == packed.vocab
-    assert later.static_cat.tolist() == [[0, 1], [2, 0]]  # unseen category "garden", unseen warehouse W7
+    assert later.static_cat.tolist() == [[0, 1, 1], [2, 0, 2]]  # unseen "garden", unseen W7; SKUs known
 
 
 def draw_counts(sampling: str) -> np.ndarray:
@@ -246,7 +250,7 @@ class _Recorder(lightning.LightningModule):
 
 def test_datamodule_contract_and_epoch_reseeding(packed: PackedShard) -> None:
     dm = ShardDataModule(packed, ModelConfig(batch_size=3), context_length=L, steps_per_epoch=2, seed=1)
-    assert dm.num_time_features == len(time_features("1d")) and dm.cardinalities == [3, 2]
+    assert dm.num_time_features == len(time_features("1d")) and dm.cardinalities == [3, 2, 3]
     batches = list(dm.train_dataloader())
     assert len(batches) == 2
     F = dm.num_time_features
@@ -257,7 +261,7 @@ def test_datamodule_contract_and_epoch_reseeding(packed: PackedShard) -> None:
         "future_time_feat": (3, H, F),
         "future_target": (3, H),
         "future_observed": (3, H),
-        "static_cat": (3, 2),
+        "static_cat": (3, 3),
     }
     for batch in [*batches, *dm.val_dataloader()]:
         assert set(batch) == set(BATCH_KEYS) == set(shapes)

@@ -69,8 +69,10 @@ PERIODS_PER_YEAR: dict[str, int] = {"1d": 365, "1w": 52, "1mo": 12}
 """Scale of ``log_age``: it reaches 1.0 one year after the first sale."""
 
 UNKNOWN = "<unknown>"
-STATIC_FEATURES: tuple[str, ...] = (S.CATEGORY, S.WAREHOUSE_ID)
-"""Static columns (the C axis of ``static_cat``) and the keys of a vocabulary."""
+STATIC_FEATURES: tuple[str, ...] = (S.CATEGORY, S.WAREHOUSE_ID, S.SKU_ID)
+"""Static columns (the C axis of ``static_cat``) and the keys of a vocabulary. The SKU index lets
+one global model learn an item's shape across warehouses; SKUs unseen in training map to 0
+(unknown), which training also visits through static dropout (``DeepARNet``)."""
 
 _SID = "_sid"  # series index in key order
 _ROW = "_row"  # marker: the grid row matched a sales row

@@ -17,7 +17,7 @@ arrays. Every batch is a dict of named tensors (the model's contract)::
     future_time_feat [B, H, F] float32
     future_target    [B, H]    float32   (training / validation only)
     future_observed  [B, H]    float32   (training / validation only)
-    static_cat       [B, C]    int64     [category, warehouse] vocabulary index; 0 = unknown
+    static_cat       [B, C]    int64     [category, warehouse, sku] vocabulary index; 0 = unknown
 
 Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
 draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).

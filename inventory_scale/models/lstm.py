@@ -12,10 +12,12 @@ stores ``dataclasses.asdict(config)`` is enough to rebuild it. It reads the batc
     future_observed  [B, H]    (training / validation only)
     static_cat       [B, C]    int64 static categorical indices, 0 = unknown
 
-Inputs at step t (predicting ``y_t``): ``y_{t-1} / scale`` (0 where ``y_{t-1}`` is unobserved:
-censored sales are not demand), the observed flag of ``t-1``, the time features of ``t``, one
-embedding per static categorical and ``log1p(scale)``, where ``scale = 1 + mean(past_target)``
-over the observed context steps. Training is teacher-forced over the ``L + H - 1`` steps
+Inputs at step t (predicting ``y_t``): ``y_{t-l} / scale`` for every lag ``l`` of ``lags`` (0
+where ``y_{t-l}`` is unobserved, censored sales are not demand, or lies before the window), the
+observed flag of ``t-1``, the time features of ``t``, one embedding per static categorical and
+``log1p(scale)``, where ``scale = 1 + mean(past_target)`` over the observed context steps. Lags
+at the season (7, 14, 28 for daily data) let the network copy the weekly shape instead of
+re-learning it from the state. Training is teacher-forced over the ``L + H - 1`` steps
 ``t = 1 .. L+H-1``; forecasting encodes the context once and draws ``num_paths`` joint sample
 paths for all series in one batched tensor, feeding each sampled value back::
 
@@ -26,7 +28,7 @@ paths for all series in one batched tensor, feeding each sampled value back::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -36,6 +38,19 @@ from inventory_scale.errors import ConfigError, SchemaError
 from inventory_scale.models.likelihood import HEADS, LikelihoodHead, Params, make_head
 
 TRAIN_KEYS = ("future_target", "future_observed")
+
+DEFAULT_LAGS: dict[str, list[int]] = {
+    "1d": [1, 2, 3, 4, 5, 6, 7, 14, 21, 28],
+    "1w": [1, 2, 3, 4, 8, 13, 26, 52],
+    "1mo": [1, 2, 3, 6, 12],
+}
+"""``model.lags: null`` takes these by data frequency (those below ``L + H``)."""
+
+
+def resolve_lags(lags: list[int] | None, freq: str, context_length: int, horizon: int) -> list[int]:
+    """``lags`` or the frequency default, keeping those that fit in a window of ``L + H`` periods."""
+    chosen = list(lags) if lags else DEFAULT_LAGS.get(freq, [1])
+    return sorted({lag for lag in chosen if lag < context_length + horizon} | {1})
 
 
 @dataclass
@@ -52,6 +67,7 @@ class LSTMConfig:
         likelihood: "negbin" or "tweedie".
         context_length: L, conditioning periods (>= 2).
         horizon: H, forecast periods.
+        lags: demand lags fed at every step (each >= 1, below L + H), lag 1 first.
     """
 
     num_time_features: int
@@ -63,9 +79,11 @@ class LSTMConfig:
     likelihood: str = "negbin"
     context_length: int = 112
     horizon: int = 28
+    lags: list[int] = field(default_factory=lambda: [1])
 
     def __post_init__(self) -> None:
         self.cardinalities = [int(c) for c in self.cardinalities]
+        self.lags = sorted({int(lag) for lag in self.lags} | {1})
         checks = [
             (self.num_time_features >= 0, "num_time_features", "must be >= 0", self.num_time_features),
             (all(c > 0 for c in self.cardinalities), "cardinalities", "must all be > 0", self.cardinalities),
@@ -76,6 +94,12 @@ class LSTMConfig:
             (self.likelihood in HEADS, "likelihood", f"must be one of {sorted(HEADS)}", self.likelihood),
             (self.context_length >= 2, "context_length", "must be >= 2", self.context_length),
             (self.horizon > 0, "horizon", "must be > 0", self.horizon),
+            (
+                self.lags[-1] < self.context_length + self.horizon,
+                "lags",
+                "must all be below context_length + horizon",
+                self.lags,
+            ),
         ]
         for ok, key, rule, value in checks:
             if not ok:
@@ -84,7 +108,7 @@ class LSTMConfig:
     @property
     def input_size(self) -> int:
         """Width of the per-step LSTM input: lag, lag flag, features, embeddings, log1p(scale)."""
-        return 3 + self.num_time_features + self.embedding_dim * len(self.cardinalities)
+        return 2 + len(self.lags) + self.num_time_features + self.embedding_dim * len(self.cardinalities)
 
     @classmethod
     def from_model_config(
@@ -95,6 +119,7 @@ class LSTMConfig:
         cardinalities: list[int],
         context_length: int,
         horizon: int,
+        freq: str = "1d",
     ) -> LSTMConfig:
         """Architecture from the ``model`` config group plus the data-dependent sizes."""
         return cls(
@@ -107,6 +132,7 @@ class LSTMConfig:
             likelihood=model.likelihood,
             context_length=context_length,
             horizon=horizon,
+            lags=resolve_lags(model.lags, freq, context_length, horizon),
         )
 
 
@@ -171,18 +197,33 @@ class DeepARNet(nn.Module):
         embedded = [emb(static_cat[:, i]) for i, emb in enumerate(self.embeddings)]  # C x [B, E]
         return torch.cat([*embedded, torch.log1p(scale)], dim=-1)  # [B, C*E + 1]
 
+    def _lagged(self, values: torch.Tensor, observed: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
+        """Unscaled lag matrix ``[B, t1 - t0, n_lags]``: ``y_{t-l}`` for ``t`` in ``[t0, t1)``.
+
+        ``values`` / ``observed`` ``[B, T]`` hold the series from window position 0; positions
+        before 0 and unobserved values give 0.
+        """
+        clean = torch.where(observed > 0, values, 0.0)  # [B, T]
+        cols = []
+        for lag in self.config.lags:
+            lo, hi = max(t0 - lag, 0), max(t1 - lag, 0)
+            part = clean[:, lo:hi]  # [B, hi - lo]
+            pad = (t1 - t0) - part.shape[1]
+            cols.append(torch.nn.functional.pad(part, (pad, 0)) if pad else part)
+        return torch.stack(cols, dim=-1)  # [B, t1 - t0, n_lags]
+
     @staticmethod
     def _inputs(
-        lag: torch.Tensor,
+        lags: torch.Tensor,
         lag_observed: torch.Tensor,
         feat: torch.Tensor,
         static: torch.Tensor,
         scale: torch.Tensor,
     ) -> torch.Tensor:
-        """Per-step LSTM inputs ``[B, T, D]`` from lag ``[B, T]``, its flag ``[B, T]``, features
-        ``[B, T, F]``, static inputs ``[B, S]`` and scale ``[B, 1]``."""
-        steps = lag.shape[1]
-        scaled = (torch.where(lag_observed > 0, lag, 0.0) / scale).unsqueeze(-1)  # [B, T, 1]
+        """Per-step LSTM inputs ``[B, T, D]`` from lags ``[B, T, n_lags]``, the lag-1 flag
+        ``[B, T]``, features ``[B, T, F]``, static inputs ``[B, S]`` and scale ``[B, 1]``."""
+        steps = lags.shape[1]
+        scaled = lags / scale.unsqueeze(-1)  # [B, T, n_lags]
         static_t = static.unsqueeze(1).expand(-1, steps, -1)  # [B, T, S]
         return torch.cat([scaled, lag_observed.unsqueeze(-1), feat, static_t], dim=-1)  # [B, T, D]
 
@@ -201,7 +242,9 @@ class DeepARNet(nn.Module):
         feat = torch.cat([batch["past_time_feat"], batch["future_time_feat"]], dim=1)  # [B, L+H, F]
         scale = self.scale(batch["past_target"], batch["past_observed"])  # [B, 1]
         static = self._static(batch["static_cat"], scale)  # [B, S]
-        x = self._inputs(target[:, :-1], observed[:, :-1], feat[:, 1:], static, scale)  # [B, L+H-1, D]
+        total = target.shape[1]
+        lags = self._lagged(target, observed, 1, total)  # [B, L+H-1, n_lags]
+        x = self._inputs(lags, observed[:, :-1], feat[:, 1:], static, scale)  # [B, L+H-1, D]
         hidden, _ = self.lstm(x)  # [B, L+H-1, hidden]
         return self.head(hidden, scale)  # each [B, L+H-1]
 
@@ -243,21 +286,24 @@ class DeepARNet(nn.Module):
         b, horizon = past.shape[0], self.config.horizon
         scale = self.scale(past, observed)  # [B, 1]
         static = self._static(batch["static_cat"], scale)  # [B, S_in]
-        x = self._inputs(past[:, :-1], observed[:, :-1], batch["past_time_feat"][:, 1:], static, scale)
+        length = past.shape[1]
+        lags = self._lagged(past, observed, 1, length)  # [B, L-1, n_lags]
+        x = self._inputs(lags, observed[:, :-1], batch["past_time_feat"][:, 1:], static, scale)
         _, (h, c) = self.lstm(x)  # [layers, B, hidden] each, state after y_{L-2} -> y_{L-1}
         h = h.repeat_interleave(num_paths, dim=1)  # [layers, B*S, hidden]
         c = c.repeat_interleave(num_paths, dim=1)  # [layers, B*S, hidden]
         static = static.repeat_interleave(num_paths, dim=0)  # [B*S, S_in]
         scale = scale.repeat_interleave(num_paths, dim=0)  # [B*S, 1]
         feat = batch["future_time_feat"].repeat_interleave(num_paths, dim=0)  # [B*S, H, F]
-        lag = past[:, -1:].repeat_interleave(num_paths, dim=0)  # [B*S, 1] zeroed if unobserved
-        lag_observed = observed[:, -1:].repeat_interleave(num_paths, dim=0)  # [B*S, 1]
-        paths = []
+        # history + horizon buffers per path; sampled values are demand (observed)
+        values = torch.cat([past, past.new_zeros(b, horizon)], dim=1).repeat_interleave(num_paths, dim=0)
+        seen = torch.cat([observed, observed.new_ones(b, horizon)], dim=1).repeat_interleave(num_paths, dim=0)
         for k in range(horizon):
-            x = self._inputs(lag, lag_observed, feat[:, k : k + 1], static, scale)  # [B*S, 1, D]
+            t = length + k  # predicting y_t from y_{t-l}
+            lags = self._lagged(values, seen, t, t + 1)  # [B*S, 1, n_lags]
+            x = self._inputs(lags, seen[:, t - 1 : t], feat[:, k : k + 1], static, scale)  # [B*S, 1, D]
             out, (h, c) = self.lstm(x, (h, c))  # [B*S, 1, hidden]
             params = self.head(out, scale)  # each [B*S, 1]
-            lag = torch.round(self.head.sample(params, generator=generator)).clamp(min=0.0)  # [B*S, 1]
-            lag_observed = torch.ones_like(lag)  # [B*S, 1] sampled values are demand
-            paths.append(lag)
-        return torch.cat(paths, dim=1).view(b, num_paths, horizon)  # [B, S, H]
+            draw = torch.round(self.head.sample(params, generator=generator)).clamp(min=0.0)  # [B*S, 1]
+            values[:, t : t + 1] = draw
+        return values[:, length:].reshape(b, num_paths, horizon)  # [B, S, H]

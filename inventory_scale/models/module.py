@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_FRACTION = 0.05  # of max_steps, at most MAX_WARMUP_STEPS
 MAX_WARMUP_STEPS = 100
+STATIC_DROPOUT = 0.05  # probability that a training window sees a static index as unknown (0)
 FINAL_LR_FRACTION = 0.1  # cosine decays the learning rate to this fraction, then holds it
 
 
@@ -112,8 +113,14 @@ class ForecastModule(lightning.LightningModule):
         return params
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Masked NLL of one batch, logged as ``train_loss`` (epoch mean)."""
-        loss = self.net.loss(batch)
+        """Masked NLL of one batch, logged as ``train_loss`` (epoch mean).
+
+        Each static index is replaced by 0 (unknown) with probability ``STATIC_DROPOUT``, so the
+        unknown embedding is trained and serves SKUs, categories or warehouses never seen.
+        """
+        static = batch["static_cat"]  # [B, C]
+        drop = torch.rand(static.shape, device=static.device) < STATIC_DROPOUT  # [B, C]
+        loss = self.net.loss({**batch, "static_cat": torch.where(drop, 0, static)})
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=batch["past_target"].shape[0])
         return loss
 
