@@ -10,9 +10,16 @@ CLI := $(VENV)/bin/inventory-scale
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 RAY_ADDRESS ?=
+RAY_STATE ?= .ray
+WORKERS ?= 2
+CPUS_PER_WORKER ?= 1
+HEAD_CPUS ?= 0
+# Runtime env of submitted jobs: nodes run the installed package; credentials come from the
+# nodes' environment (AWS_*), never from here (the runtime env is visible in the dashboard).
+RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 .PHONY: help setup demo test test-slow lint format bench bench-synth data validate train forecast \
-        optimize backtest report pipeline sweep cluster-up cluster-down submit clean
+        optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,14 +84,22 @@ pipeline: setup ## validate -> train -> forecast -> optimize -> backtest -> repo
 sweep: setup ## hyperparameter sweep on Ray Tune (ARGS="sweep=lstm_small sweep.num_samples=32")
 	$(CLI) sweep $(ARGS)
 
-cluster-up: setup ## start a local Ray head + workers on 127.0.0.1
-	@echo "make cluster-up: not built yet (it lands with issue #5: distributed execution on Ray)" >&2; exit 3
+cluster-up: setup ## start a local Ray head + WORKERS (default 2) worker nodes on 127.0.0.1
+	$(PY) -m inventory_scale.distributed.cluster up --state $(RAY_STATE) --workers $(WORKERS) \
+		--cpus-per-node $(CPUS_PER_WORKER) --head-cpus $(HEAD_CPUS)
 
-cluster-down: setup ## stop the local Ray cluster
-	@echo "make cluster-down: not built yet (it lands with issue #5: distributed execution on Ray)" >&2; exit 3
+cluster-down: ## stop the local Ray cluster started by cluster-up (only its processes)
+	$(PY) -m inventory_scale.distributed.cluster down --state $(RAY_STATE)
 
-submit: setup ## ray job submit ARGS to RAY_ADDRESS
-	@echo "make submit: not built yet (it lands with issue #5: distributed execution on Ray)" >&2; exit 3
+submit: setup ## ray job submit "inventory-scale pipeline ray=cluster ARGS" to RAY_ADDRESS (or cluster-up's)
+	@addr="$(RAY_ADDRESS)"; [ -n "$$addr" ] || addr="$$(cat $(RAY_STATE)/address 2>/dev/null)"; \
+	if [ -z "$$addr" ]; then echo "make submit: set RAY_ADDRESS=http://<head>:8265 or run make cluster-up" >&2; exit 2; fi; \
+	echo "submitting to $$addr: inventory-scale pipeline ray=cluster $(ARGS)"; \
+	RAY_AUTH_MODE="$${RAY_AUTH_MODE:-token}" PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ray job submit \
+		--address "$$addr" --runtime-env-json '$(RUNTIME_ENV)' -- inventory-scale pipeline ray=cluster $(ARGS)
+
+bench-scale: setup ## generate -> train -> forecast (-> optimize) at scale: time, memory, 1 vs 2 workers, Ray vs in-process
+	$(PY) benchmarks/bench_scale.py $(ARGS)
 
 clean: ## remove generated datasets, outputs and caches (keeps .venv)
 	rm -rf datasets outputs .pytest_cache .mypy_cache .ruff_cache

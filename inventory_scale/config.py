@@ -225,7 +225,12 @@ class TrainerConfig:
 
 @dataclass
 class RayConfig:
-    """Where work runs: embedded local Ray (``address: local``) or an existing cluster."""
+    """Where work runs: embedded local Ray (``address: local``), an existing cluster, or in-process.
+
+    ``sales_layout``: ``bucketed`` writes the sales history once per run bucketed by shard so
+    each task reads one slice (``distributed/sharding.py:prepare_sales``); ``raw`` has every task
+    read the raw table with predicate pushdown.
+    """
 
     mode: str = "local"
     address: str | None = "local"
@@ -236,9 +241,21 @@ class RayConfig:
     group_by: str | None = None
     max_retries: int = 2
     max_in_flight: int | None = None
+    sales_layout: str = "bucketed"
 
     def __post_init__(self) -> None:
-        _require(self.mode in ("local", "cluster"), "ray.mode", "must be 'local' or 'cluster'", self.mode)
+        _require(
+            self.mode in ("local", "cluster", "inprocess"),
+            "ray.mode",
+            "must be 'local', 'cluster' or 'inprocess'",
+            self.mode,
+        )
+        _require(
+            self.sales_layout in ("bucketed", "raw"),
+            "ray.sales_layout",
+            "must be 'bucketed' or 'raw'",
+            self.sales_layout,
+        )
         _require(
             self.num_cpus is None or self.num_cpus > 0, "ray.num_cpus", "must be > 0 or null", self.num_cpus
         )
@@ -255,12 +272,27 @@ class RayConfig:
 
 @dataclass
 class PolicyConfig:
-    """Reorder policy: how order-up-to levels are chosen and constraints met."""
+    """Reorder policy: order-up-to rule, the costs it weighs, the solver, and the A/B baselines.
+
+    The order-up-to level of a series is the critical-ratio quantile of its protection-interval
+    demand, CR = (p - c + g) / (p - v + g) (``inventory/newsvendor.py``), where ``v`` is what a
+    leftover unit is worth: its salvage value (``overage: salvage``, the one-shot newsvendor) or
+    its cost less the holding cost of one more review period (``overage: carryover``, stock that
+    keeps selling). Perishables value units that would outdate at salvage either way.
+    """
 
     name: str = "newsvendor"
     solver: str = "greedy"
     milp_time_limit_s: float = 30.0
+    milp_gap: float = 1e-3
+    milp_segments: int = 24
     service_level: float | None = None
+    overage: str = "carryover"
+    goodwill: float | None = None
+    holding_cost_rate: float | None = None
+    baseline_service_level: float = 0.95
+    forecaster: str = "lstm"
+    task_skus: int = 5000
 
     def __post_init__(self) -> None:
         _require(
@@ -269,12 +301,45 @@ class PolicyConfig:
         _require(
             self.milp_time_limit_s > 0, "policy.milp_time_limit_s", "must be > 0", self.milp_time_limit_s
         )
+        _require(0.0 <= self.milp_gap < 1.0, "policy.milp_gap", "must be in [0, 1)", self.milp_gap)
+        _require(self.milp_segments >= 2, "policy.milp_segments", "must be >= 2", self.milp_segments)
         _require(
             self.service_level is None or 0.0 < self.service_level < 1.0,
             "policy.service_level",
             "must be inside (0, 1) or null",
             self.service_level,
         )
+        _require(
+            self.overage in ("carryover", "salvage"),
+            "policy.overage",
+            "must be 'carryover' or 'salvage'",
+            self.overage,
+        )
+        _require(
+            self.goodwill is None or self.goodwill >= 0,
+            "policy.goodwill",
+            "must be >= 0 or null",
+            self.goodwill,
+        )
+        _require(
+            self.holding_cost_rate is None or self.holding_cost_rate >= 0,
+            "policy.holding_cost_rate",
+            "must be >= 0 or null",
+            self.holding_cost_rate,
+        )
+        _require(
+            0.0 < self.baseline_service_level < 1.0,
+            "policy.baseline_service_level",
+            "must be inside (0, 1)",
+            self.baseline_service_level,
+        )
+        _require(
+            self.forecaster in ("lstm", "seasonal_naive", "seasonal_ma"),
+            "policy.forecaster",
+            "must be 'lstm', 'seasonal_naive' or 'seasonal_ma'",
+            self.forecaster,
+        )
+        _require(self.task_skus > 0, "policy.task_skus", "must be > 0", self.task_skus)
 
 
 @dataclass

@@ -11,21 +11,18 @@ it lands raises :class:`~inventory_scale.errors.StageNotBuiltError` with that me
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from inventory_scale import schema as S
-from inventory_scale.config import Config
+from inventory_scale.config import Config, RayConfig
 from inventory_scale.data import io
-from inventory_scale.errors import InventoryScaleError, ShardError, StageNotBuiltError
+from inventory_scale.errors import ShardError, StageNotBuiltError
 from inventory_scale.manifest import build_manifest, write_manifest
 from inventory_scale.schema import INPUT_TABLES
 
@@ -97,8 +94,56 @@ def resolve_cutoff(cfg: Config, opts: io.StorageOptions) -> dt.date:
     return dt.date.fromisoformat(cfg.run.cutoff) if cfg.run.cutoff else last_sales_date(cfg.data.root, opts)
 
 
-def _checkpoint_uri(cfg: Config, shard_id: int) -> str:
-    return io.join(cfg.run.dir, "models", f"shard={shard_id:05d}", "model.ckpt")
+def _ray_cfg(cfg: Config) -> RayConfig:
+    """The ``ray`` group for shard tasks: a GPU trainer with no GPU per task asks for one each."""
+    if cfg.trainer.accelerator in ("gpu", "cuda") and cfg.ray.num_gpus_per_task == 0:
+        log.warning(
+            "trainer.accelerator=%s with ray.num_gpus_per_task=0: requesting 1 GPU per task "
+            "(set ray.num_gpus_per_task=0.25 to share a GPU between 4 shards)",
+            cfg.trainer.accelerator,
+        )
+        return dataclasses.replace(cfg.ray, num_gpus_per_task=1.0)
+    return cfg.ray
+
+
+def _shard_items(shards: Any) -> list[Any]:
+    from inventory_scale.distributed.tasks import ShardItem
+
+    return [
+        ShardItem(int(part[S.SHARD][0]), part.select(S.SKU_ID, S.WAREHOUSE_ID))
+        for part in shards.partition_by(S.SHARD, maintain_order=True)
+    ]
+
+
+def _prepare(
+    cfg: Config, shards: Any, cutoff: dt.date, n_todo: int, opts: io.StorageOptions
+) -> dict[str, Any]:
+    """Bucket the sales by shard when the layout asks for it and more than one shard is to run."""
+    from inventory_scale.distributed.sharding import prepare_sales
+
+    if cfg.ray.sales_layout != "bucketed" or n_todo <= 1:
+        return {"sales_layout": "raw"}
+    info = prepare_sales(cfg.data.root, shards, cutoff, cfg.run.dir, opts)
+    return {"sales_layout": "bucketed", "prepare_seconds": info["seconds"]}
+
+
+def _run_shards(
+    stage: str, fn: Any, cfg: Config, todo: list[Any], inputs: Any, done: list[Summary]
+) -> list[Summary]:
+    """Fan ``todo`` out through the runner; merge with the shards ``done`` earlier, by shard id."""
+    from inventory_scale.distributed.runner import run_tasks
+    from inventory_scale.distributed.tasks import shard_label
+
+    if done:
+        log.info("%s: skipping %d finished shard(s) of %d", stage, len(done), len(done) + len(todo))
+    results = (
+        run_tasks(fn, todo, ray_cfg=_ray_cfg(cfg), stage=stage, shared=inputs, label=shard_label)
+        if todo
+        else []
+    )
+    for item, res in zip(todo, results, strict=True):
+        res["shard"] = item.shard
+    return sorted([*done, *results], key=lambda r: int(r["shard"]))
 
 
 def _finish(
@@ -106,115 +151,134 @@ def _finish(
 ) -> Summary:
     """Write the stage manifest with per-shard status; raise naming the failed shards."""
     failed = [r for r in results if r["status"] == "failed"]
+    retried = [r for r in results if int(r.get("attempts", 1)) > 1]
+    counts = {
+        "shards_ok": sum(r["status"] == "ok" for r in results),
+        "shards_skipped": sum(r["status"] == "skipped" for r in results),
+        "shards_failed": len(failed),
+        "shards_retried": len(retried),
+    }
     inputs = [io.join(cfg.data.root, S.SALES.name)]
-    write_manifest(out, build_manifest(stage, cfg, cfg.seed, inputs, opts, shards=results, **extra), opts)
+    manifest = build_manifest(stage, cfg, cfg.seed, inputs, opts, shards=results, **counts, **extra)
+    write_manifest(out, manifest, opts)
+    if retried:
+        log.warning(
+            "%s: %d shard(s) retried after system failures: %s",
+            stage,
+            len(retried),
+            ", ".join(str(r["shard"]) for r in retried[:5]),
+        )
     if failed:
         names = ", ".join(f"{r['shard']} ({r['reason']})" for r in failed[:5])
         raise ShardError(int(failed[0]["shard"]), f"{len(failed)} of {len(results)} shard(s) failed: {names}")
-    done = sum(r["status"] == "ok" for r in results)
-    skipped = sum(r["status"] == "skipped" for r in results)
-    return {"stage": stage, "output": out, "shards_ok": done, "shards_skipped": skipped, **extra}
+    return {"stage": stage, "output": out, **counts, **extra}
 
 
 def run_train(cfg: Config) -> Summary:
-    """Train one global LSTM per shard on the history up to the cutoff.
+    """Train one global LSTM per shard on the history up to the cutoff, one runner task per shard.
 
     Writes ``<run.dir>/shards/`` (series -> shard) and ``<run.dir>/models/shard=N/model.ckpt``.
-    Resumable: a shard whose checkpoint exists is skipped. A shard whose data is bad is reported
-    failed with its reason, the others go on, and the stage ends non-zero naming it.
+    Resumable: a shard whose checkpoint exists is skipped (the count is logged); a change of
+    config, cutoff, shard assignment or sales input clears ``models/`` first. A shard whose data
+    is bad is reported failed with its reason, the others go on, and the stage ends non-zero
+    naming it. With ``ray.sales_layout=bucketed`` the sales are first bucketed by shard.
     """
-    from inventory_scale.distributed.sharding import assign_shards
-    from inventory_scale.forecast import list_series, load_shard, train_shard
+    from inventory_scale.distributed import outputs, tasks
+    from inventory_scale.distributed.sharding import assign_shards, plan_hash, shards_digest
+    from inventory_scale.forecast import list_series
+    from inventory_scale.manifest import fingerprint
 
     opts = storage_options(cfg)
     cutoff = resolve_cutoff(cfg, opts)
     shards = assign_shards(list_series(cfg.data.root, cutoff, opts), cfg.ray.shard_size, cfg.ray.group_by)
     io.write_table(shards, cfg.run.dir, S.SHARDS, opts)
-    results: list[Summary] = []
-    for part in shards.partition_by(S.SHARD, maintain_order=True):
-        sid = int(part[S.SHARD][0])
-        uri = _checkpoint_uri(cfg, sid)
-        if io.exists(uri, opts):
-            results.append({"shard": sid, "status": "skipped", "checkpoint": uri})
-            continue
-        try:
-            data = load_shard(cfg.data.root, part.select(S.SKU_ID, S.WAREHOUSE_ID), cutoff, opts)
-            with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
-                _, ckpt, info = train_shard(data, cfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
-                io.write_bytes(uri, Path(ckpt).read_bytes(), opts)
-        except InventoryScaleError as e:
-            log.error("train: shard %d failed: %s", sid, e)
-            results.append({"shard": sid, "status": "failed", "reason": str(e)})
-            continue
-        results.append({**info, "status": "ok", "checkpoint": uri})
-    out = io.join(cfg.run.dir, "models")
-    return _finish("train", cfg, out, results, opts, cutoff=cutoff.isoformat(), n_shards=len(results))
+    out = io.join(cfg.run.dir, outputs.MODELS)
+    plan = plan_hash(
+        cutoff=cutoff,
+        seed=cfg.seed,
+        data=dataclasses.asdict(cfg.data),
+        model=dataclasses.asdict(cfg.model),
+        trainer=dataclasses.asdict(cfg.trainer),
+        shards=shards_digest(shards),
+        sales=fingerprint(io.join(cfg.data.root, S.SALES.name), opts)["sha256"],
+    )
+    outputs.reset_if_plan_changed(out, plan, opts, "train")
+    finished = outputs.finished_checkpoints(cfg.run.dir, opts)
+    items = _shard_items(shards)
+    todo = [it for it in items if it.shard not in finished]
+    done = [
+        {"shard": it.shard, "status": "skipped", "checkpoint": outputs.checkpoint_uri(cfg.run.dir, it.shard)}
+        for it in items
+        if it.shard in finished
+    ]
+    layout: dict[str, Any] = {}
+    if todo:
+        outputs.invalidate_manifest(out, opts)
+        layout = _prepare(cfg, shards, cutoff, len(todo), opts)
+    inputs = tasks.StageInputs(cfg, cutoff, layout.get("sales_layout") == "bucketed")
+    results = _run_shards("train", tasks.train_task, cfg, todo, inputs, done)
+    return _finish(
+        "train", cfg, out, results, opts, cutoff=cutoff.isoformat(), n_shards=len(results), **layout
+    )
 
 
 def run_forecast(cfg: Config) -> Summary:
     """Sample paths for every series of every trained shard; write ``<run.dir>/forecasts/``.
 
-    Each shard's checkpoint is loaded (``weights_only=True``), its series are forecast in one
-    batched tensor, and the frames (mean, quantiles, protection-interval quantiles) go to one
-    table partitioned by warehouse; ``forecast.keep_paths=true`` also writes ``paths/``.
+    One runner task per shard loads its checkpoint (``weights_only=True``), forecasts its series
+    in one batched tensor and writes its rows as one Parquet part per warehouse
+    (``forecasts/warehouse_id=W/part-shardNNNNN.parquet``, atomic) and then a shard marker; the
+    table reads as one with ``io.read_table(run.dir, forecast_spec(...))``. Resumable: shards
+    whose marker matches their current checkpoint are skipped, a retried or re-run shard
+    overwrites its own parts, so rows are never duplicated. ``forecast.keep_paths=true`` also
+    writes ``paths/`` the same way.
     """
-    from inventory_scale.forecast import forecast_shard, load_shard
-    from inventory_scale.models.module import load_forecaster
+    from inventory_scale.distributed import outputs, tasks
+    from inventory_scale.distributed.sharding import plan_hash, shards_digest
 
     opts = storage_options(cfg)
     cutoff = resolve_cutoff(cfg, opts)
     shards = io.read_table(cfg.run.dir, S.SHARDS, opts)
     spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
-    results: list[Summary] = []
-    with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(io.TableWriter(cfg.run.dir, spec, opts))
-        paths_writer = (
-            stack.enter_context(io.TableWriter(cfg.run.dir, S.PATHS, opts))
-            if cfg.forecast.keep_paths
-            else None
-        )
-        for part in shards.partition_by(S.SHARD, maintain_order=True):
-            sid = int(part[S.SHARD][0])
-            t0 = time.perf_counter()
-            try:
-                with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
-                    local = Path(tmp) / "model.ckpt"
-                    local.write_bytes(io.read_bytes(_checkpoint_uri(cfg, sid), opts))
-                    module = load_forecaster(local)
-                data = load_shard(cfg.data.root, part.select(S.SKU_ID, S.WAREHOUSE_ID), cutoff, opts)
-                frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=sid)
-            except InventoryScaleError as e:
-                log.error("forecast: shard %d failed: %s", sid, e)
-                results.append({"shard": sid, "status": "failed", "reason": str(e)})
-                continue
-            writer.write(frame)
-            if paths_writer is not None:
-                paths_writer.write(paths_frame(frame, paths))
-            secs = time.perf_counter() - t0
-            results.append(
-                {"shard": sid, "status": "ok", "series": paths.shape[0], "seconds": round(secs, 2)}
-            )
-    out = io.join(cfg.run.dir, "forecasts")
-    return _finish("forecast", cfg, out, results, opts, cutoff=cutoff.isoformat(), rows=writer.rows_written)
-
-
-def paths_frame(frame: Any, paths: Any) -> Any:
-    """Long ``paths/`` rows (keys, cutoff, sample_id, step, value) of a shard's ``[N, S, H]`` paths."""
-    import numpy as np
-    import polars as pl
-
-    n, s, h = paths.shape
-    keys = frame.select(S.SKU_ID, S.WAREHOUSE_ID, S.CUTOFF).unique(maintain_order=True)
-    return pl.DataFrame(
-        {
-            S.SKU_ID: np.repeat(keys[S.SKU_ID].to_numpy(), s * h),
-            S.WAREHOUSE_ID: np.repeat(keys[S.WAREHOUSE_ID].to_numpy(), s * h),
-            S.CUTOFF: np.repeat(keys[S.CUTOFF].to_numpy(), s * h),
-            S.SAMPLE_ID: np.tile(np.repeat(np.arange(s, dtype=np.int32), h), n),
-            S.STEP: np.tile(np.arange(1, h + 1, dtype=np.int32), n * s),
-            S.VALUE: paths.reshape(-1),
-        }
+    out = io.join(cfg.run.dir, spec.name)
+    train_plan_uri = io.join(cfg.run.dir, outputs.MODELS, outputs.PLAN)
+    plan = plan_hash(
+        cutoff=cutoff,
+        seed=cfg.seed,
+        data=dataclasses.asdict(cfg.data),
+        forecast=dataclasses.asdict(cfg.forecast),
+        shards=shards_digest(shards),
+        models=io.read_json(train_plan_uri, opts).get("hash") if io.exists(train_plan_uri, opts) else None,
     )
+    if outputs.reset_if_plan_changed(out, plan, opts, "forecast"):
+        io.remove(io.join(cfg.run.dir, S.PATHS.name), opts)
+    ckpts = outputs.finished_checkpoints(cfg.run.dir, opts)
+    markers = outputs.finished_markers(out, opts)
+    items = _shard_items(shards)
+    fresh = {
+        sid for sid, m in markers.items() if ckpts.get(sid) is not None and m.get("checkpoint") == ckpts[sid]
+    }
+    todo = [it for it in items if it.shard not in fresh]
+    done = [
+        {"shard": it.shard, "status": "skipped", "rows": markers[it.shard]["rows"]}
+        for it in items
+        if it.shard in fresh
+    ]
+    layout: dict[str, Any] = {}
+    if todo:
+        outputs.invalidate_manifest(out, opts)
+        layout = _prepare(cfg, shards, cutoff, len(todo), opts)
+    inputs = tasks.StageInputs(cfg, cutoff, layout.get("sales_layout") == "bucketed", checkpoints=ckpts)
+    results = _run_shards("forecast", tasks.forecast_task, cfg, todo, inputs, done)
+    rows = sum(int(r.get("rows", 0)) for r in results if r["status"] != "failed")
+    return _finish("forecast", cfg, out, results, opts, cutoff=cutoff.isoformat(), rows=rows, **layout)
+
+
+def run_optimize(cfg: Config) -> Summary:
+    """Per-warehouse reorder plans from the run's forecasts -> ``<run.dir>/plans/`` (inventory/optimize)."""
+    from inventory_scale.inventory.optimize import run_optimize as optimize
+
+    return optimize(cfg, storage_options(cfg))
 
 
 def run_backtest(cfg: Config) -> Summary:
@@ -299,7 +363,10 @@ STAGES: dict[str, Stage] = {
             run_forecast,
         ),
         Stage(
-            "optimize", "per-warehouse constrained reorder plans", ("data", "policy", "ray", *_RUN), issue=6
+            "optimize",
+            "per-warehouse constrained reorder plans",
+            ("data", "forecast", "policy", "ray", *_RUN),
+            run_optimize,
         ),
         Stage(
             "backtest",

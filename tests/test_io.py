@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -129,34 +127,6 @@ def test_manifest_records_config_hash_versions_and_inputs(tmp_path: Path) -> Non
         Config(storage=StorageConfig(access_key_id="other", secret_access_key="x"))
     )
     assert json.loads(text)["config"]["storage"]["secret_access_key"] == "<redacted>"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture()
-def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }.items():
-        monkeypatch.setenv(k, v)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="inv")
-    try:
-        yield endpoint
-    finally:
-        server.stop()
 
 
 def test_s3_roundtrip_through_moto_server(s3_server: str) -> None:

@@ -1,0 +1,153 @@
+"""Per-shard task functions of the train and forecast stages (what the runner fans out).
+
+Each is a plain module-level function ``(item, shared) -> result dict`` (see
+:func:`~inventory_scale.distributed.runner.run_tasks`): it reads only its shard's slice, writes
+its outputs atomically under names fixed by the shard id (:mod:`.outputs`), and raises
+:class:`~inventory_scale.errors.InventoryScaleError` for bad data (the runner reports it).
+No Ray here: the same functions run in a Ray worker or in-process (``ray.mode=inprocess``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from inventory_scale import schema as S
+from inventory_scale.config import Config
+from inventory_scale.data import io
+from inventory_scale.distributed import outputs
+from inventory_scale.distributed.sharding import read_sales_slice
+from inventory_scale.forecast import ShardData, forecast_shard, load_shard, train_shard
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShardItem:
+    """One unit of work: a shard id and its series (``sku_id, warehouse_id``)."""
+
+    shard: int
+    series: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """Read-only inputs every shard task of a stage shares (put in Ray's object store once)."""
+
+    cfg: Config
+    cutoff: dt.date
+    bucketed: bool  # read the prepared slice (True) or the raw table with pushdown (False)
+    checkpoints: dict[int, str] = dataclasses.field(default_factory=dict)  # forecast: shard -> fp
+
+    @property
+    def opts(self) -> io.StorageOptions:
+        return io.StorageOptions(**dataclasses.asdict(self.cfg.storage))
+
+
+def shard_label(item: ShardItem) -> str:
+    """Name of a shard in logs and results."""
+    return f"shard {item.shard}"
+
+
+def read_shard(item: ShardItem, inp: StageInputs) -> ShardData:
+    """The shard's inputs: sales from its prepared slice (bucketed) or the raw table (pushdown)."""
+    cfg, opts = inp.cfg, inp.opts
+    if not inp.bucketed:
+        return load_shard(cfg.data.root, item.series, inp.cutoff, opts)
+    root = cfg.data.root
+    keys = item.series.select(S.SKU_ID, S.WAREHOUSE_ID)
+    skus = keys[S.SKU_ID].unique().to_list()
+    whs = keys[S.WAREHOUSE_ID].unique().to_list()
+    sales = read_sales_slice(cfg.run.dir, item.shard, keys, opts).filter(pl.col(S.DATE) <= inp.cutoff)
+    products = io.read_table(root, S.PRODUCTS, opts, predicate=pl.col(S.SKU_ID).is_in(skus))
+    warehouses = io.read_table(root, S.WAREHOUSES, opts, predicate=pl.col(S.WAREHOUSE_ID).is_in(whs))
+    regions = warehouses[S.REGION].unique().to_list()
+    calendar = io.read_table(root, S.CALENDAR, opts, predicate=pl.col(S.REGION).is_in(regions))
+    inventory = io.read_table(root, S.INVENTORY, opts, predicate=pl.col(S.WAREHOUSE_ID).is_in(whs)).join(
+        keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi"
+    )
+    return ShardData(keys, sales, products, warehouses, calendar, inventory)
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's per-trainer banners out of the stage log (one per shard otherwise)."""
+    for name in ("lightning.pytorch", "pytorch_lightning", "lightning_fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
+    """Train one shard's LSTM; write ``info.json`` then ``model.ckpt`` (the done marker)."""
+    cfg, opts = inp.cfg, inp.opts
+    _quiet_lightning()
+    uri = outputs.checkpoint_uri(cfg.run.dir, item.shard)
+    if io.exists(uri, opts):  # finished by an earlier attempt whose result was lost
+        return {"shard": item.shard, "status": "skipped", "checkpoint": uri}
+    data = read_shard(item, inp)
+    with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+        _, ckpt, info = train_shard(data, cfg, cutoff=inp.cutoff, shard_id=item.shard, ckpt_dir=tmp)
+        io.write_json(outputs.train_info_uri(cfg.run.dir, item.shard), info, opts)
+        io.write_bytes(uri, Path(ckpt).read_bytes(), opts)
+    return {**info, "status": "ok", "checkpoint": uri}
+
+
+def _device_module(path: Path, cfg: Config) -> Any:
+    """Load a checkpoint (weights only) onto the GPU when the trainer asks for one and has it."""
+    import torch
+
+    from inventory_scale.models.module import load_forecaster
+
+    module = load_forecaster(path)
+    wants_gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")
+    if wants_gpu and torch.cuda.is_available():
+        module = module.to("cuda")
+    return module
+
+
+def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
+    """Sample paths for one shard; write its forecast parts (and paths), then its marker."""
+    cfg, opts = inp.cfg, inp.opts
+    with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+        local = Path(tmp) / "model.ckpt"
+        local.write_bytes(io.read_bytes(outputs.checkpoint_uri(cfg.run.dir, item.shard), opts))
+        module = _device_module(local, cfg)
+    data = read_shard(item, inp)
+    frame, paths = forecast_shard(module, data, cfg, cutoff=inp.cutoff, shard_id=item.shard)
+    spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
+    files = outputs.write_shard_parts(frame, cfg.run.dir, spec, item.shard, opts)
+    if cfg.forecast.keep_paths:
+        files += outputs.write_shard_parts(paths_frame(frame, paths), cfg.run.dir, S.PATHS, item.shard, opts)
+    marker = {
+        "shard": item.shard,
+        "rows": frame.height,
+        "series": int(paths.shape[0]),
+        "files": files,
+        "checkpoint": inp.checkpoints.get(item.shard),
+    }
+    io.write_json(outputs.marker_uri(io.join(cfg.run.dir, spec.name), item.shard), marker, opts)
+    return {"shard": item.shard, "status": "ok", "series": int(paths.shape[0]), "rows": frame.height}
+
+
+def paths_frame(frame: pl.DataFrame, paths: np.ndarray) -> pl.DataFrame:
+    """Long ``paths/`` rows (keys, cutoff, sample_id, step, value) of a shard's ``[N, S, H]`` paths."""
+    n, s, h = paths.shape
+    keys = frame.select(S.SKU_ID, S.WAREHOUSE_ID, S.CUTOFF).unique(maintain_order=True)
+    return pl.DataFrame(
+        {
+            S.SKU_ID: np.repeat(keys[S.SKU_ID].to_numpy(), s * h),
+            S.WAREHOUSE_ID: np.repeat(keys[S.WAREHOUSE_ID].to_numpy(), s * h),
+            S.CUTOFF: np.repeat(keys[S.CUTOFF].to_numpy(), s * h),
+            S.SAMPLE_ID: np.tile(np.repeat(np.arange(s, dtype=np.int32), h), n),
+            S.STEP: np.tile(np.arange(1, h + 1, dtype=np.int32), n * s),
+            S.VALUE: paths.reshape(-1),
+        }
+    )
