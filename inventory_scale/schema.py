@@ -391,3 +391,89 @@ PATHS = TableSpec(
     partition_by=WAREHOUSE_ID,
 )
 """Kept sample paths (``forecast.keep_paths=true``) for the optimizer."""
+
+# --- plans and policy backtest (issue #6) ------------------------------------------------------
+# Values of ``binding_constraint``: which constraint set a plan row's order quantity.
+BINDING_VALUES: tuple[str, ...] = ("none", "budget", "capacity", "moq", "case_pack", "shelf_life")
+POLICY = "policy"
+KPI = "kpi"
+ALL_WAREHOUSES = "all"  # warehouse_id of the total rows of the policy backtest
+# per-series simulation outputs (units over the episode unless named otherwise)
+SALES_UNITS = "sales"
+LOST_SALES = "lost_sales"
+OUTDATED = "outdated"
+ORDERS = "orders"
+AVG_ON_HAND = "avg_on_hand"
+REVENUE = "revenue"
+PURCHASE_COST = "purchase_cost"
+HOLDING_COST = "holding_cost"
+LOST_SALES_COST = "lost_sales_cost"
+OUTDATING_COST = "outdating_cost"
+END_STOCK_WRITEDOWN = "end_stock_writedown"
+PROFIT = "profit"
+FILL_RATE = "fill_rate"
+CYCLE_SERVICE_LEVEL = "cycle_service_level"
+STOCKOUT_DAYS = "stockout_days"
+AVG_STOCK_VALUE = "avg_stock_value"
+TURNS = "turns"
+OVERFLOW_M3_DAYS = "overflow_m3_days"
+
+PLANS = TableSpec(
+    name="plans",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            CUTOFF: pl.Date,
+            ORDER_QTY: pl.Float64,
+            ORDER_UP_TO: pl.Float64,
+            INVENTORY_POSITION: pl.Float64,
+            EXPECTED_PROFIT: pl.Float64,
+            EXPECTED_FILL_RATE: pl.Float64,
+            BINDING_CONSTRAINT: pl.String,
+            REASON: pl.String,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, CUTOFF),
+    partition_by=WAREHOUSE_ID,
+)
+"""Reorder plans (``<run.dir>/plans/``): one row per series; ``binding_constraint`` in
+:data:`BINDING_VALUES`, ``reason`` a short sentence for planners."""
+
+POLICY_KPIS = TableSpec(
+    name="policy",
+    schema=pl.Schema(
+        {POLICY: pl.String, CUTOFF: pl.Date, WAREHOUSE_ID: pl.String, KPI: pl.String, VALUE: pl.Float64}
+    ),
+    key=(POLICY, CUTOFF, WAREHOUSE_ID, KPI),
+    nullable=frozenset({VALUE}),
+)
+"""Policy A/B KPIs (``<run.dir>/backtest/policy.parquet``), per policy x cutoff x warehouse (and
+``warehouse_id = "all"`` for the totals)."""
+
+POLICY_SERIES = TableSpec(
+    name="policy_series",
+    schema=pl.Schema(
+        {
+            POLICY: pl.String,
+            CUTOFF: pl.Date,
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            DEMAND: pl.Float64,
+            SALES_UNITS: pl.Float64,
+            LOST_SALES: pl.Float64,
+            OUTDATED: pl.Float64,
+            ORDERS: pl.Float64,
+            AVG_ON_HAND: pl.Float64,
+            REVENUE: pl.Float64,
+            PURCHASE_COST: pl.Float64,
+            HOLDING_COST: pl.Float64,
+            LOST_SALES_COST: pl.Float64,
+            OUTDATING_COST: pl.Float64,
+            END_STOCK_WRITEDOWN: pl.Float64,
+            PROFIT: pl.Float64,
+        }
+    ),
+    key=(POLICY, CUTOFF, SKU_ID, WAREHOUSE_ID),
+)
+"""Per-series outcome of each policy at each cutoff (``<run.dir>/backtest/policy_series/``)."""

@@ -183,12 +183,17 @@ def run_backtest(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str
     io.write_table(scored_series, out, _series_spec(scored_series), opts)
     table = summarize(metrics)
     log.info("backtest summary (mean over %d cutoffs):\n%s", len(cutoffs), table)
-    return {
+    summary: dict[str, Any] = {
         "stage": "backtest",
         "cutoffs": [c.isoformat() for c in cutoffs],
         "summary": table.to_dicts(),
         "output": out,
     }
+    if cfg.backtest.policies:  # policy A/B at the same cutoffs (evaluation/policy_backtest.py)
+        from inventory_scale.evaluation.policy_backtest import run_policy_backtest
+
+        summary["policy"] = run_policy_backtest(cfg, opts, cutoffs)
+    return summary
 
 
 def _series_spec(frame: pl.DataFrame) -> S.TableSpec:
