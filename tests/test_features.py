@@ -209,7 +209,11 @@ def test_vocab_maps_unseen_values_to_zero() -> None:
         S.SKU_ID: [UNKNOWN, "a", "b"],
     }
     later = pl.DataFrame(
-        {S.CATEGORY: ["toys", "garden", None], S.WAREHOUSE_ID: ["W3", "W1", "W2"], S.SKU_ID: ["b", "new", "a"]}
+        {
+            S.CATEGORY: ["toys", "garden", None],
+            S.WAREHOUSE_ID: ["W3", "W1", "W2"],
+            S.SKU_ID: ["b", "new", "a"],
+        }
     )
     assert encode_static(later, vocab).tolist() == [[2, 0, 2], [0, 1, 0], [0, 2, 1]]
     with pytest.raises(SchemaError, match="vocab"):
