@@ -14,10 +14,14 @@ Every series of a warehouse has a concave expected-profit curve ``F_i`` of its o
 2. **Rounding**: each quantity goes to the better neighbouring case-pack multiple (Lagrangian
    value); one below the MOQ goes to 0 or up to the MOQ, whichever is worth more.
 3. **Repair**: while a constraint is exceeded, remove the pack steps that lose the least expected
-   profit per unit of the violated resource; then **fill** remaining slack with the steps that
+   profit per share of the excess they remove; then **fill** remaining slack with the steps that
    gain the most. The result never exceeds budget or capacity. A second start (every quantity
    rounded down, then filled) is kept when better, and an **improvement** pass tries opening the
    orders an MOQ kept at zero (forcing one, repairing and filling the rest).
+4. **Exchange**: a pairwise local search moves one step (a pack, or a whole MOQ order) from the
+   series where it is worth least to the series where one more is worth most, whenever both
+   limits still hold and total profit rises, then fills any slack this frees. It rebalances the
+   two resources when rounding has spent one of them and left the other slack.
 
 ``solver="milp"`` (``inventory/milp.py``) solves the integer problem with HiGHS under a time
 limit and keeps the greedy result whenever it is as good (the fallback). Each row gets the
@@ -44,6 +48,8 @@ PRICE_TOL = 1e-6  # ... or once the bracket on the shadow price is this narrow (
 MAX_ROUNDS = 200
 MAX_TRIALS = 20  # MOQ-blocked orders the improvement pass tries to open ...
 IMPROVE_MAX_SERIES = 1000  # ... in warehouses of at most this many series
+SWAP_ROUNDS = 200  # pairwise exchanges the local search makes at most ...
+SWAP_POOL = 256  # ... between this many best removal and addition candidates
 
 
 @dataclass(frozen=True)
@@ -222,21 +228,27 @@ def repair(
 ) -> tuple[F64, npt.NDArray[np.bool_], str]:
     """Remove the cheapest steps until budget and capacity hold; returns ``(q, cut mask, which)``.
 
+    Steps are ranked by profit lost per share of the remaining excess they remove, a step's
+    resource counted only up to that excess (a whole MOQ order that frees far more than is needed
+    is not cheap just because it is large). Each round removes the cheapest steps that do not yet
+    cover the excess, then re-ranks, so the step that closes it is chosen against what is left.
     ``frozen`` series are left alone unless nothing else can be cut.
     """
     q = q.copy()
     cut = np.zeros(p.n, dtype=bool)
     which = "none"
-    for _ in range(MAX_ROUNDS):
+    while True:  # every round removes at least one step of a finite order: it ends
         over_b = float(p.cost @ q) - p.budget
         over_c = float(p.volume @ q) - p.capacity
-        if over_b <= 1e-9 * max(1.0, p.budget) and over_c <= 1e-9 * max(1.0, p.capacity):
+        viol_b = over_b > 1e-9 * max(1.0, p.budget)
+        viol_c = over_c > 1e-9 * max(1.0, p.capacity)
+        if not viol_b and not viol_c:
             return q, cut, which
         which = "budget" if _share(over_b, p.budget) >= _share(over_c, p.capacity) else "capacity"
         d = _step_down(p, q)
-        weight = d * (
-            (p.cost / max(p.budget, 1e-12) if over_b > 0 else 0.0)
-            + (p.volume / max(p.capacity, 1e-12) if over_c > 0 else 0.0)
+        free_b, free_c = p.cost * d, p.volume * d
+        weight = (np.minimum(free_b, over_b) / over_b if viol_b else 0.0) + (
+            np.minimum(free_c, over_c) / over_c if viol_c else 0.0
         )
         movable = (q > 0) & (weight > 0)
         cand = np.flatnonzero(movable & ~frozen) if frozen is not None else np.flatnonzero(movable)
@@ -246,15 +258,12 @@ def repair(
             break
         loss = _gain_at(p, cand, q[cand]) - _gain_at(p, cand, q[cand] - d[cand])
         order = cand[np.argsort(loss / weight[cand], kind="stable")]
-        freed_b = np.cumsum(p.cost[order] * d[order])
-        freed_c = np.cumsum(p.volume[order] * d[order])
-        done = (freed_b >= over_b) & (freed_c >= over_c)
-        k = int(np.argmax(done)) + 1 if done.any() else order.size
+        covered = (np.cumsum(free_b[order]) >= over_b) & (np.cumsum(free_c[order]) >= over_c)
+        k = max(int(np.argmax(covered)), 1) if covered.any() else order.size
         take = order[:k]
         q[take] -= d[take]
         cut[take] = True
-    q = np.maximum(q, 0.0)
-    return q, cut, which
+    return np.maximum(q, 0.0), cut, which
 
 
 def _share(over: float, limit: float) -> float:
@@ -304,16 +313,65 @@ def fill(p: Problem, q: F64, lam: float = 0.0, mu: float = 0.0) -> F64:
     return q
 
 
-def improve(p: Problem, core: _Core, trials: int) -> F64:
+def exchange(p: Problem, q: F64, rounds: int = SWAP_ROUNDS, pool: int = SWAP_POOL) -> F64:
+    """Pairwise local search: take one step down at ``i`` and one up at ``j`` where it pays.
+
+    Each round scores every pair of the ``pool`` cheapest removals (profit lost per unit of
+    resource freed) and ``pool`` best additions (profit gained per unit of resource used) at once,
+    applies the best pair that keeps both limits and raises total profit, and fills the slack.
+    Stops after ``rounds`` exchanges or when no pair improves.
+    """
+    q = q.copy()
+    if p.n < 2:
+        return q
+    scale = np.where(np.isfinite(p.budget), p.cost / max(p.budget, 1e-12), 0.0) + np.where(
+        np.isfinite(p.capacity), p.volume / max(p.capacity, 1e-12), 0.0
+    )
+    scale = np.maximum(scale, 1e-300)
+    for _ in range(rounds):
+        slack_b = p.budget - float(p.cost @ q)
+        slack_c = p.capacity - float(p.volume @ q)
+        now = p.gain(q)
+        d = np.where(q > 0, _step_down(p, q), 0.0)
+        u = _step_up(p, q)
+        loss = now - p.gain(q - d)
+        gain = p.gain(q + u) - now
+        down = np.flatnonzero(q > 0)
+        up = np.flatnonzero(gain > 0)
+        if down.size == 0 or up.size == 0:
+            break
+        down = down[np.argsort(loss[down] / (d[down] * scale[down]), kind="stable")[:pool]]
+        up = up[np.argsort(-gain[up] / (u[up] * scale[up]), kind="stable")[:pool]]
+        need_b = (p.cost[up] * u[up])[None, :] - (p.cost[down] * d[down])[:, None]  # [D, U]
+        need_c = (p.volume[up] * u[up])[None, :] - (p.volume[down] * d[down])[:, None]
+        ok = (need_b <= slack_b + 1e-9 * max(1.0, abs(p.budget) if np.isfinite(p.budget) else 1.0)) & (
+            need_c <= slack_c + 1e-9 * max(1.0, abs(p.capacity) if np.isfinite(p.capacity) else 1.0)
+        )
+        ok &= down[:, None] != up[None, :]
+        net = np.where(ok, gain[up][None, :] - loss[down][:, None], -np.inf)
+        k = int(np.argmax(net))
+        best = float(net.flat[k])
+        if not best > 1e-9 * max(1.0, float(np.abs(now).sum())):
+            break
+        i, j = down[k // up.size], up[k % up.size]
+        q[i] -= d[i]
+        q[j] += u[j]
+        q = fill(p, q)
+    return q
+
+
+def improve(p: Problem, core: _Core, start: F64, trials: int) -> F64:
     """Open the orders an MOQ kept at zero, one at a time, where it pays.
 
     A trial fixes one closed series at its smallest sensible order (the MOQ, or its rounded
     relaxed quantity when larger), keeps the orders opened so far, and re-solves every other
-    series under what is left of the limits; the first trial that raises total expected profit
-    is kept and the search goes on from it. Candidates are tried best first (value of the MOQ
-    order per unit of shadow cost), ``trials`` in all.
+    series under what is left of the limits, then runs :func:`exchange` on the whole; a second
+    variant opens it in the incumbent and repairs the rest (cheapest steps first). The first
+    trial that beats ``start`` (or the last kept trial) is kept and the search goes on from it.
+    Candidates are tried best first (value of the MOQ order per unit of shadow cost), ``trials``
+    in all.
     """
-    best, best_gain = core.q, float(p.gain(core.q).sum())
+    best, best_gain = start, float(p.gain(start).sum())
     m = p.moq_packs
     fixed = np.zeros(p.n)  # orders opened so far (0 = not fixed)
     tried = np.zeros(p.n, dtype=bool)
@@ -341,6 +399,14 @@ def improve(p: Problem, core: _Core, trials: int) -> F64:
                 continue
             others = np.flatnonzero(trial == 0)
             trial[others] = _solve(p.take(others, budget, capacity)).q
+            trial = exchange(p, trial)
+            local = best.copy()  # the same order opened in the incumbent, the rest repaired
+            local[i] = size[k]
+            keep = fixed > 0
+            keep[i] = True
+            local = exchange(p, fill(p, repair(p, local, frozen=keep)[0]))
+            if p.gain(local).sum() > p.gain(trial).sum():
+                trial = local
             gain = float(p.gain(trial).sum())
             if gain > best_gain + 1e-9 * max(1.0, abs(best_gain)):
                 best, best_gain = trial, gain
@@ -374,7 +440,13 @@ def binding(
     price_b, price_c = lam * p.cost, mu * p.volume
     by_lagrange = relaxed < wanted - np.maximum(tol, 0.5)
     lagrange_name = np.where(price_b >= price_c, "budget", "capacity")
-    repair_name = np.full(p.n, repaired if repaired != "none" else "budget")
+    if repaired != "none":
+        repair_name = np.full(p.n, repaired)
+    elif lam > 0 or mu > 0:
+        repair_name = lagrange_name
+    else:  # cut by the exchange: the resource closer to its limit
+        tighter = _share(float(p.cost @ q), p.budget) >= _share(float(p.volume @ q), p.capacity)
+        repair_name = np.full(p.n, "budget" if tighter else "capacity")
     moq_rule = (packs_only > 0) & (packs_only < p.moq_packs - 1e-9) & (np.abs(q - packs_only) > 1e-9)
     shelf = (
         np.zeros(p.n, dtype=bool)
@@ -419,7 +491,7 @@ def _solve(p: Problem) -> _Core:
 
 
 def greedy(p: Problem, trials: int | None = None) -> Allocation:
-    """Lagrangian relaxation, pack/MOQ rounding, repair, fill and improvement (module docstring).
+    """Lagrangian relaxation, pack/MOQ rounding, repair, fill, improvement and exchange (module docstring).
 
     ``trials``: MOQ-blocked orders the improvement pass tries (default :data:`MAX_TRIALS` up to
     :data:`IMPROVE_MAX_SERIES` series, none above: integrality matters little in large warehouses).
@@ -427,7 +499,10 @@ def greedy(p: Problem, trials: int | None = None) -> Allocation:
     t0 = time.perf_counter()
     wanted = _relaxed(p, 0.0, 0.0)
     core = _solve(p)
-    q = improve(p, core, (MAX_TRIALS if p.n <= IMPROVE_MAX_SERIES else 0) if trials is None else trials)
+    start = exchange(p, core.q)
+    q = improve(
+        p, core, start, (MAX_TRIALS if p.n <= IMPROVE_MAX_SERIES else 0) if trials is None else trials
+    )
     return Allocation(
         qty=q,
         wanted=wanted,
