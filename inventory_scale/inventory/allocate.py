@@ -247,9 +247,11 @@ def repair(
         which = "budget" if _share(over_b, p.budget) >= _share(over_c, p.capacity) else "capacity"
         d = _step_down(p, q)
         free_b, free_c = p.cost * d, p.volume * d
-        weight = (np.minimum(free_b, over_b) / over_b if viol_b else 0.0) + (
-            np.minimum(free_c, over_c) / over_c if viol_c else 0.0
-        )
+        weight = np.zeros(p.n)
+        if viol_b:
+            weight += np.minimum(free_b, over_b) / over_b
+        if viol_c:
+            weight += np.minimum(free_c, over_c) / over_c
         movable = (q > 0) & (weight > 0)
         cand = np.flatnonzero(movable & ~frozen) if frozen is not None else np.flatnonzero(movable)
         if cand.size == 0:
