@@ -59,10 +59,20 @@ def test_validate_then_pipeline(generated: Path, tmp_path: Path, capsys: pytest.
     assert main(["pipeline", f"data.root={generated}", f"run.dir={run}", *small]) == 0
     out = json.loads(capsys.readouterr().out)
     stages = [s["stage"] for s in out["stages"]]
-    assert stages[:4] == ["validate", "train", "forecast", "backtest"]
+    assert stages[:5] == ["validate", "train", "forecast", "optimize", "backtest"]
     defaults = ForecastConfig()
     forecast = io.read_table(str(run), S.forecast_spec(defaults.quantiles, defaults.protection_quantiles))
     assert forecast.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique() == 60
+    plans = io.read_table(str(run), S.PLANS)
+    assert plans.height == 60 and plans.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique() == 60
+    assert (plans[S.ORDER_QTY] >= 0).all() and (plans[S.ORDER_QTY] > 0).any()
+    assert (plans[S.ORDER_UP_TO] >= 0).all()
+    assert plans[S.EXPECTED_FILL_RATE].is_between(0, 1).all()
+    assert set(plans[S.BINDING_CONSTRAINT]) <= set(S.BINDING_VALUES)
+    assert (plans[S.REASON].str.len_chars() > 0).all()
+    policy = pl.read_parquet(run / "backtest" / "policy.parquet")
+    assert set(policy[S.POLICY]) == {"newsvendor"}
+    assert (policy.filter(pl.col(S.KPI) == S.FILL_RATE)[S.VALUE].is_between(0, 1)).all()
 
 
 def test_bad_input_exits_nonzero_and_writes_nothing(

@@ -115,23 +115,72 @@ def _baseline(name: str, cfg: Config, data: Any, cutoff: dt.date, keys: pl.DataF
     )
 
 
-def _lstm(cfg: Config, cutoff: dt.date, keys: pl.DataFrame, opts: io.StorageOptions | None) -> Forecast:
+def fit_horizon(ahead: int, configured: int, n_periods: np.ndarray) -> int:
+    """Horizon the policy LSTM is trained at: ``ahead`` when the history allows it, else shorter.
+
+    Training needs two horizons of history (a training and a held-out window), so a horizon longer
+    than half the median series' history would leave most series out of training. The result is
+    never below the ``configured`` horizon (the forecast stage's), and never above ``ahead``.
+    """
+    supported = int(np.median(n_periods)) // 2 if n_periods.size else 0
+    return max(min(ahead, supported), min(configured, ahead))
+
+
+def extend_paths(paths: np.ndarray, ahead: int, season_length: int, rng: np.random.Generator) -> np.ndarray:
+    """``[N, S, H]`` paths extended to ``[N, S, ahead]`` by seasonal resampling.
+
+    Step ``t >= H`` takes step ``t - k m`` (the latest one sampled with the same phase, ``m`` the
+    season length) from a randomly chosen path of the same series, so a path's extension does not
+    repeat its own values (which would overstate the variance of protection-interval sums).
+    """
+    n, s, h = paths.shape
+    if ahead <= h:
+        return paths[:, :, :ahead]
+    m = min(season_length, h)
+    out = np.empty((n, s, ahead), dtype=paths.dtype)
+    out[:, :, :h] = paths
+    rows = np.arange(n)[:, None]
+    for t in range(h, ahead):
+        src = t - m * ((t - h) // m + 1)
+        pick = rng.integers(0, s, (n, s))
+        out[:, :, t] = out[rows, pick, src]
+    return out
+
+
+def _lstm(
+    cfg: Config, ahead: int, cutoff: dt.date, keys: pl.DataFrame, opts: io.StorageOptions | None
+) -> Forecast:
+    """LSTM paths ``ahead`` periods past ``cutoff``, trained on data up to it (no checkpoint kept).
+
+    The network is trained at :func:`fit_horizon` periods; when that is shorter than ``ahead``
+    (short histories), the paths are extended by :func:`extend_paths`.
+    """
     from inventory_scale.distributed.sharding import assign_shards
     from inventory_scale.forecast import forecast_shard, list_series, load_shard, train_shard
 
     series = list_series(cfg.data.root, cutoff, opts).join(keys, on=KEYS, how="semi")
+    h = fit_horizon(ahead, cfg.data.horizon, series[S.N_PERIODS].to_numpy())
+    if h < ahead:
+        log.info(
+            "policy backtest %s: lstm trained at horizon %d (history too short for %d), "
+            "paths extended by seasonal resampling",
+            cutoff, h, ahead,
+        )  # fmt: skip
+    fcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, horizon=h))
     shards = assign_shards(series, cfg.ray.shard_size, cfg.ray.group_by)
     frames, arrays = [], []
     for part in shards.partition_by(S.SHARD, maintain_order=True):
         sid = int(part[S.SHARD][0])
         data = load_shard(cfg.data.root, part.select(KEYS), cutoff, opts)
         with tempfile.TemporaryDirectory(prefix="policy-ckpt-") as tmp:
-            module, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
-        frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=sid)
+            module, _, _ = train_shard(data, fcfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
+        frame, paths = forecast_shard(module, data, fcfg, cutoff=cutoff, shard_id=sid)
         frames.append(frame.select(KEYS).unique(maintain_order=True))
         arrays.append(paths)
     idx = _align(pl.concat(frames), keys)
     paths = np.concatenate(arrays)[idx].astype(np.float64)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 17]))
+    paths = extend_paths(paths, ahead, cfg.data.season_length, rng)
     return Forecast(paths, paths.mean(axis=1), np.zeros(keys.height))
 
 
@@ -232,7 +281,7 @@ def run_cutoff(
     for name in sorted(needed):
         t0 = time.perf_counter()
         if name == "lstm":
-            fc[name] = _lstm(fcfg, cutoff, keys, opts)
+            fc[name] = _lstm(cfg, ahead, cutoff, keys, opts)
         elif name == "oracle":
             fc[name] = _oracle(cfg, tables["truth"], keys, cutoff, ahead)
         else:
