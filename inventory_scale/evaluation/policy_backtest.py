@@ -237,7 +237,13 @@ def run_cutoff(
     if keys.is_empty():
         raise DataQualityError(f"{io.join(root, S.SALES.name)}: no sales on or before cutoff {cutoff}")
     items, limits = items_from_frames(
-        keys, tables["products"], tables["inventory"], tables["warehouses"], cfg.policy, cfg.data
+        keys,
+        tables["products"],
+        tables["inventory"],
+        tables["warehouses"],
+        cfg.policy,
+        cfg.data,
+        {t.name: io.join(root, t.name) for t in (S.PRODUCTS, S.WAREHOUSES)},
     )
     period = PERIOD_DAYS[cfg.data.freq]
     longest = float(np.max(items.lead_time_days + 3 * items.lead_time_std_days + items.review_days))

@@ -93,13 +93,23 @@ def leftover_value(
     return np.clip(carried, np.minimum(salvage, cost), cost)
 
 
-def _fail_nulls(frame: pl.DataFrame, columns: list[str], what: str) -> None:
-    bad = frame.filter(pl.any_horizontal([pl.col(c).is_null() for c in columns]))
-    if bad.height:
+def _fail_nulls(frame: pl.DataFrame, columns: list[str], table: str, missing: str) -> None:
+    """Raise naming the table, each null column with its count, and up to five series keys.
+
+    ``missing`` is the column that is null exactly when the series has no row in ``table``.
+    """
+    absent = frame.filter(pl.col(missing).is_null())
+    if absent.height:
         raise DataQualityError(
-            f"{what}: {bad.height} series lack {', '.join(columns)} "
-            f"(not in products/inventory/warehouses): {format_keys(bad.select(S.SERIES_KEY).rows())}"
+            f"{table}: no row for {absent.height} series: {format_keys(absent.select(S.SERIES_KEY).rows())}"
         )
+    for col in columns:
+        bad = frame.filter(pl.col(col).is_null())
+        if bad.height:
+            raise DataQualityError(
+                f"{table}: column {col} is null for {bad.height} series: "
+                f"{format_keys(bad.select(S.SERIES_KEY).rows())}"
+            )
 
 
 def items_from_frames(
@@ -109,21 +119,24 @@ def items_from_frames(
     warehouses: pl.DataFrame,
     policy: PolicyConfig,
     data: DataConfig,
+    where: dict[str, str] | None = None,
 ) -> tuple[Items, Limits]:
     """Arrays for the series in ``keys`` (``sku_id, warehouse_id``), in that order.
 
     Series without an inventory row take the ``data`` fill rules (lead time, review period,
-    holding rate; goodwill = ``goodwill_fraction`` x price).
+    holding rate; goodwill = ``goodwill_fraction`` x price). A null budget or capacity is no limit.
+    ``where`` maps ``products`` / ``warehouses`` to the table URIs the errors name.
 
     Raises:
         DataQualityError: a series whose SKU is not in ``products`` or whose warehouse is not in
-            ``warehouses`` (names up to five keys).
+            ``warehouses``, or whose product lacks unit_cost, unit_price or salvage_value (names
+            the table, the column, the count and up to five keys).
     """
     k = [S.SKU_ID, S.WAREHOUSE_ID]
     wh = warehouses.select(S.WAREHOUSE_ID, S.BUDGET, S.CAPACITY_M3).unique(S.WAREHOUSE_ID, keep="first")
     order = keys.select(k).join(wh.with_row_index("wh_index"), on=S.WAREHOUSE_ID, how="left")
     frame = (
-        order.join(products, on=S.SKU_ID, how="left")
+        order.join(products.with_columns(pl.lit(True).alias("_in_products")), on=S.SKU_ID, how="left")
         .join(inventory.drop(S.ON_HAND, S.ON_ORDER, strict=False), on=k, how="left")
         .with_columns(
             pl.col(S.LEAD_TIME_DAYS).fill_null(data.lead_time_days),
@@ -136,8 +149,11 @@ def items_from_frames(
             pl.col(S.MOQ).fill_null(0).clip(lower_bound=0),
         )
     )
-    _fail_nulls(frame, ["wh_index"], "warehouses")
-    _fail_nulls(frame, [S.UNIT_COST, S.UNIT_PRICE, S.SALVAGE_VALUE], "products")
+    where = where or {}
+    _fail_nulls(frame, [], where.get("warehouses", "warehouses"), "wh_index")
+    _fail_nulls(
+        frame, [S.UNIT_COST, S.UNIT_PRICE, S.SALVAGE_VALUE], where.get("products", "products"), "_in_products"
+    )
 
     def col(name: str) -> F64:
         return frame.get_column(name).cast(pl.Float64).to_numpy().copy()
@@ -171,7 +187,7 @@ def items_from_frames(
     )
     limits = Limits(
         ids=wh.get_column(S.WAREHOUSE_ID).to_list(),
-        budget=wh.get_column(S.BUDGET).cast(pl.Float64).to_numpy(),
-        capacity=wh.get_column(S.CAPACITY_M3).cast(pl.Float64).to_numpy(),
+        budget=wh.get_column(S.BUDGET).cast(pl.Float64).fill_null(np.inf).to_numpy(),
+        capacity=wh.get_column(S.CAPACITY_M3).cast(pl.Float64).fill_null(np.inf).to_numpy(),
     )
     return items, limits

@@ -140,8 +140,9 @@ def plan_warehouse(shared: OptimizeShared, wh: str, tables: dict[str, pl.DataFra
     inv = inventory_position(
         tables["inventory"].filter(pl.col(S.WAREHOUSE_ID) == wh), tables["inbound"], shared.cutoff
     )
+    where = {t.name: io.join(cfg.data.root, t.name) for t in (S.PRODUCTS, S.WAREHOUSES)}
     items, limits = items_from_frames(
-        keys, tables["products"], inv, tables["warehouses"], cfg.policy, cfg.data
+        keys, tables["products"], inv, tables["warehouses"], cfg.policy, cfg.data, where
     )
     position = keys.join(inv, on=[S.SKU_ID, S.WAREHOUSE_ID], how="left")[S.INVENTORY_POSITION]
     missing = keys.filter(position.is_null())
@@ -230,6 +231,10 @@ def optimize_task(group: OptimizeGroup, shared: OptimizeShared) -> dict[str, Any
     }
 
 
+def _reasons(failed: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['task']} ({r.get('reason', '')})" for r in failed[:5])
+
+
 def run_optimize(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, Any]:
     """Plan every warehouse of the run's forecasts; write ``<run.dir>/plans/`` and its manifest.
 
@@ -264,6 +269,9 @@ def run_optimize(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str
         optimize_task, groups, ray_cfg=cfg.ray, stage="optimize", shared=shared, label=lambda g: g.label
     )
     done = [g for g, r in zip(groups, results, strict=True) if r["status"] in ("ok", "skipped")]
+    failed = [r for r in results if r["status"] == "failed"]
+    if not done:
+        raise DataQualityError(f"optimize: every task failed: {_reasons(failed)}")
     with io.TableWriter(cfg.run.dir, S.PLANS, opts) as writer:
         for g in done:
             writer.write(io.read_table(_task_uri(shared, g), S.PLANS, opts))
@@ -288,10 +296,10 @@ def run_optimize(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str
         "optimize", cfg, cfg.seed, inputs, opts, cutoff=cutoff.isoformat(), tasks=results, seconds=seconds
     )
     write_manifest(out, manifest, opts)
-    failed = [r for r in results if r["status"] == "failed"]
     if failed:
-        names = ", ".join(f"{r['task']} ({r.get('reason', '')})" for r in failed[:5])
-        raise DataQualityError(f"optimize: {len(failed)} of {len(results)} task(s) failed: {names}")
+        raise DataQualityError(
+            f"optimize: {len(failed)} of {len(results)} task(s) failed: {_reasons(failed)}"
+        )
     io.remove(staging, opts)
     return {
         "stage": "optimize",
