@@ -155,6 +155,10 @@ def summarize(metrics: pl.DataFrame) -> pl.DataFrame:
 def run_backtest(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, Any]:
     """Rolling-origin backtest over ``backtest.cutoffs`` origins; writes metrics and returns a summary."""
     root = cfg.data.root
+    if cfg.backtest.policies:  # refuse a bad policy list before hours of accuracy backtest
+        from inventory_scale.inventory.policies import check_policies
+
+        check_policies(list(cfg.backtest.policies), bool(io.table_files(root, S.TRUTH, opts)))
     sales = io.scan_table(root, S.SALES, opts)
     last = sales.select(pl.col(S.DATE).max()).collect().item()
     end = dt.date.fromisoformat(cfg.backtest.end) if cfg.backtest.end else last

@@ -1,0 +1,109 @@
+"""Policy A/B backtest through the CLI: policy.parquet rows, paired differences, errors, extensions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import TINY
+
+from inventory_scale import schema as S
+from inventory_scale.cli import EXIT_USAGE, main
+from inventory_scale.evaluation.policy_backtest import extend_paths, fit_horizon, paired_summary
+
+POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle"]
+
+
+def test_policy_backtest_writes_kpis_and_paired_summary(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    args = [
+        *TINY,
+        f"data.root={tiny_data}",
+        f"run.dir={run}",
+        "ray=inprocess",
+        "backtest.cutoffs=2",
+        "backtest.step=14",
+        "backtest.models=[seasonal_naive]",
+        f"backtest.policies=[{','.join(POLICIES)}]",
+    ]
+    capsys.readouterr()
+    assert main(["backtest", *args]) == 0
+    summary = json.loads(capsys.readouterr().out)["policy"]
+    kpi = pl.read_parquet(run / "backtest" / "policy.parquet")
+    assert kpi.columns == [S.POLICY, S.CUTOFF, S.WAREHOUSE_ID, S.KPI, S.VALUE]
+    assert sorted(kpi[S.POLICY].unique()) == sorted(POLICIES)
+    assert kpi[S.CUTOFF].n_unique() == 2
+    assert set(kpi[S.WAREHOUSE_ID]) == {"W001", "W002", S.ALL_WAREHOUSES}
+    wide = kpi.pivot(on=S.KPI, index=[S.POLICY, S.CUTOFF, S.WAREHOUSE_ID], values=S.VALUE)
+    assert wide[S.FILL_RATE].is_between(0, 1).all() and (wide[S.SALES_UNITS] <= wide[S.DEMAND] + 1e-9).all()
+    # every policy meets the same demand at each cutoff and warehouse
+    assert (wide.group_by(S.CUTOFF, S.WAREHOUSE_ID).agg(pl.col(S.DEMAND).n_unique())[S.DEMAND] == 1).all()
+    # totals add up over warehouses
+    parts = (
+        wide.filter(pl.col(S.WAREHOUSE_ID) != S.ALL_WAREHOUSES)
+        .group_by(S.POLICY, S.CUTOFF)
+        .agg(pl.col(S.PROFIT).sum())
+    )
+    total = wide.filter(pl.col(S.WAREHOUSE_ID) == S.ALL_WAREHOUSES).join(parts, on=[S.POLICY, S.CUTOFF])
+    np.testing.assert_allclose(total[S.PROFIT], total[f"{S.PROFIT}_right"], rtol=1e-9)
+    # paired comparison of the reference with each other policy over 2 cutoffs x 2 warehouses
+    assert summary["reference"] == POLICIES[0]
+    paired = {row["vs"]: row for row in summary["paired"]}
+    assert set(paired) == set(POLICIES[1:])
+    for row in paired.values():
+        assert row["pairs"] == 4
+        lo, hi = row["profit_diff_ci95"]
+        assert lo <= row["profit_diff"] <= hi
+        assert len(row["profit_lift_ci95_pct"]) == 2 and len(row["fill_rate"]) == 2
+
+
+def test_paired_summary_values() -> None:
+    rows = []
+    for cutoff, (a, b) in enumerate([(110.0, 100.0), (220.0, 200.0), (330.0, 300.0)]):
+        for policy, profit in (("ours", a), ("base", b)):
+            for kpi, value in (
+                (S.PROFIT, profit),
+                (S.SALES_UNITS, 9.0),
+                (S.DEMAND, 10.0),
+                (S.FILL_RATE, 0.9),
+            ):
+                rows.append((policy, cutoff, "W1", kpi, value))
+    frame = pl.DataFrame(rows, schema=[S.POLICY, S.CUTOFF, S.WAREHOUSE_ID, S.KPI, S.VALUE], orient="row")
+    (row,) = paired_summary(frame, "ours")
+    assert row["vs"] == "base" and row["pairs"] == 3
+    assert row["profit_diff"] == pytest.approx(20.0)  # mean of 10, 20, 30
+    lo, hi = row["profit_diff_ci95"]
+    half = 4.303 * 10.0 / np.sqrt(3)  # t(0.975, 2) x sd / sqrt(n)
+    assert lo == pytest.approx(20 - half, abs=0.01) and hi == pytest.approx(20 + half, abs=0.01)
+    assert row["profit_lift_pct"] == pytest.approx(10.0)
+    assert row["profit_lift_ci95_pct"] == [pytest.approx(10.0), pytest.approx(10.0)]  # every pair +10%
+    assert row["fill_rate"] == [0.9, 0.9] and row["fill_rate_diff_pp"] == 0
+
+
+def test_unknown_policy_is_refused_before_any_output(tiny_data: Path, tmp_path: Path) -> None:
+    args = [*TINY, f"data.root={tiny_data}", f"run.dir={tmp_path}", "backtest.models=[seasonal_naive]"]
+    assert main(["backtest", *args, "backtest.policies=[no_such_policy]"]) == EXIT_USAGE
+    assert not (tmp_path / "backtest").exists()
+
+
+def test_fit_horizon_and_seasonal_extension() -> None:
+    assert fit_horizon(48, 28, np.array([200, 300])) == 48  # history allows the full horizon
+    assert fit_horizon(48, 28, np.array([90, 91, 92])) == 45  # half the median history
+    assert fit_horizon(48, 28, np.array([20])) == 28  # never below the configured horizon
+    rng = np.random.default_rng(0)
+    paths = rng.poisson(5.0, (3, 50, 14)).astype(np.float64)
+    paths[:, :, 7:] += 100.0  # the second week is distinct: the extension must reuse its phase
+    out = extend_paths(paths, 30, 7, rng)
+    assert out.shape == (3, 50, 30)
+    np.testing.assert_array_equal(out[:, :, :14], paths)
+    assert (out[:, :, 14:] >= 100).all()  # steps 14.. copy the last sampled season (steps 7..13)
+    for t in range(14, 30):  # each value comes from the same phase of some path of the series
+        src = 7 + (t - 14) % 7
+        for i in range(3):
+            assert set(out[i, :, t]) <= set(paths[i, :, src])
+    assert not np.array_equal(out[:, :, 14:21], paths[:, :, 7:14])  # shuffled across paths
