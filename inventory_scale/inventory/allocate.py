@@ -143,16 +143,19 @@ def _relaxed_thr(p: Problem, thr: F64) -> F64:
     return np.maximum(p.curve.level_for(thr) - p.position, 0.0)
 
 
-def _bisect(p: Problem, resource: F64, limit: float, other: F64) -> float:
-    """Smallest price ``x >= 0`` with ``resource . q(x resource + other) <= limit`` (to REL_TOL)."""
+def _bisect(
+    p: Problem, resource: F64, limit: float, other: F64, lo: float = 0.0, hi: float | None = None
+) -> float:
+    """Smallest price ``x >= 0`` with ``resource . q(x resource + other) <= limit`` (to REL_TOL).
+
+    ``[lo, hi]`` brackets the price when the caller knows one (warm start of the outer search).
+    """
     if resource @ _relaxed_thr(p, other) <= limit:
         return 0.0
-    pos = resource > 0
-    hi = float(
-        np.max(np.where(pos, np.maximum(p.curve.slopes[:, 0], 0.0) / np.where(pos, resource, 1.0), 0.0))
-    )
-    hi = max(hi, 1e-12) * 1.000001 + 1e-12
-    lo = 0.0
+    if hi is None:
+        pos = resource > 0
+        top = np.where(pos, np.maximum(p.curve.slopes[:, 0], 0.0) / np.where(pos, resource, 1.0), 0.0)
+        hi = max(float(np.max(top)), 1e-12) * 1.000001 + 1e-12
     for _ in range(BISECT_ITERS):
         mid = 0.5 * (lo + hi)
         use = resource @ _relaxed_thr(p, mid * resource + other)
@@ -168,7 +171,11 @@ def _bisect(p: Problem, resource: F64, limit: float, other: F64) -> float:
 
 
 def lagrangian(p: Problem) -> tuple[F64, float, float]:
-    """Continuous optimum under budget and capacity: ``(q [N], lam, mu)``."""
+    """Continuous optimum under budget and capacity: ``(q [N], lam, mu)``.
+
+    When both bind, ``mu`` is bisected and ``lam(mu)`` re-solved for each; ``lam(mu)`` falls as
+    ``mu`` rises, so each inner search is bracketed by the prices at the outer bracket's ends.
+    """
     zero = np.zeros(p.n)
     q = _relaxed(p, 0.0, 0.0)
     if p.cost @ q <= p.budget and p.volume @ q <= p.capacity:
@@ -182,17 +189,18 @@ def lagrangian(p: Problem) -> tuple[F64, float, float]:
     if p.cost @ q <= p.budget:
         return q, 0.0, mu
     lo, hi = 0.0, mu  # both bind: outer bisection on mu, lam re-solved for each
-    lam_hi = _bisect(p, p.cost, p.budget, hi * p.volume)
+    lam_lo = lam  # lam at mu = lo (the budget-only price) ...
+    lam_hi = _bisect(p, p.cost, p.budget, hi * p.volume, 0.0, lam_lo)  # ... and at mu = hi
     for _ in range(BISECT_ITERS):
         mid = 0.5 * (lo + hi)
-        lam_mid = _bisect(p, p.cost, p.budget, mid * p.volume)
+        lam_mid = _bisect(p, p.cost, p.budget, mid * p.volume, lam_hi * (1 - 1e-9), lam_lo)
         use = p.volume @ _relaxed(p, lam_mid, mid)
         if use <= p.capacity:
             hi, lam_hi = mid, lam_mid
             if use >= p.capacity * (1.0 - REL_TOL):
                 break
         else:
-            lo = mid
+            lo, lam_lo = mid, lam_mid
         if hi - lo <= PRICE_TOL * hi:
             break
     return _relaxed(p, lam_hi, hi), lam_hi, hi

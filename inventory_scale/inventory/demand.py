@@ -94,10 +94,15 @@ def sample_lead_times(
 
 
 def cumulative(paths: npt.ArrayLike) -> F64:
-    """``[N, S, H + 1]`` cumulative demand of ``[N, S, H]`` paths, starting at 0."""
-    p = np.asarray(paths, dtype=np.float64)
-    out = np.zeros((*p.shape[:2], p.shape[2] + 1))
-    np.cumsum(p, axis=2, out=out[:, :, 1:])
+    """``[N, S, H + 1]`` cumulative demand of ``[N, S, H]`` paths, starting at 0.
+
+    float32 paths (the forecasters' output) stay float32: half the memory traffic on the largest
+    array of the optimizer, exact for integer demand sums below 2^24; anything else is float64.
+    """
+    p = np.asarray(paths)
+    dtype = np.float32 if p.dtype == np.float32 else np.float64
+    out = np.zeros((*p.shape[:2], p.shape[2] + 1), dtype=dtype)
+    np.cumsum(p, axis=2, out=out[:, :, 1:], dtype=dtype)
     return out
 
 
@@ -116,12 +121,16 @@ def cumulative_at(cum: F64, x: npt.ArrayLike) -> F64:
     h = h1 - 1
     xx = np.broadcast_to(np.asarray(x, dtype=np.float64), (n, s))
     inside = np.clip(xx, 0.0, float(h))
-    lo = np.minimum(np.floor(inside).astype(np.int64), h - 1) if h > 0 else np.zeros((n, s), np.int64)
-    c_lo = np.take_along_axis(cum, lo[:, :, None], axis=2)[:, :, 0]
-    c_hi = np.take_along_axis(cum, np.minimum(lo + 1, h)[:, :, None], axis=2)[:, :, 0]
+    lo = np.minimum(inside.astype(np.int64), max(h - 1, 0))  # floor: inside >= 0
+    flat = np.ascontiguousarray(cum).reshape(-1)
+    at = (np.arange(n * s, dtype=np.int64) * h1).reshape(n, s) + lo  # flat index of cum[i, j, lo]
+    c_lo = flat[at]
+    c_hi = flat[at + (lo < h)]
     value = c_lo + (inside - lo) * (c_hi - c_lo)
-    rate = cum[:, :, h] / max(h, 1)  # [N, S]
-    return value + np.maximum(xx - h, 0.0) * rate
+    beyond = xx - h
+    if (beyond > 0).any():
+        value = value + np.maximum(beyond, 0.0) * (cum[:, :, h] / max(h, 1))  # average rate
+    return value
 
 
 def protection_demand(
@@ -157,16 +166,20 @@ def protection_demand(
     lead = np.broadcast_to(np.asarray(lead_days, dtype=np.float64).reshape(n, -1), (n, s)) / period_days
     review = np.asarray(review_days, dtype=np.float64).reshape(n, 1) / period_days
     t0 = np.broadcast_to(np.asarray(start, dtype=np.float64).reshape(-1, 1), (n, 1))
-    base = cumulative_at(c, t0)
+    base = cumulative_at(c, t0) if (t0 != 0).any() else np.zeros((n, 1))
     pi = cumulative_at(c, t0 + lead + review) - base
     lead_d = cumulative_at(c, t0 + lead) - base
     if shelf_life_days is None:
         return ProtectionDemand(pi, lead_d, pi, np.full((n, s), np.inf))
-    life = np.asarray(shelf_life_days, dtype=np.float64).reshape(n, 1) / period_days
-    perishable = np.isfinite(life)
-    life = np.where(perishable, life, 0.0)
-    expiry = np.where(perishable, cumulative_at(c, t0 + lead + life) - base, np.inf)
-    sell = np.where(perishable, cumulative_at(c, t0 + lead + np.minimum(life, review)) - base, pi)
+    life = np.asarray(shelf_life_days, dtype=np.float64).reshape(n)
+    rows = np.flatnonzero(np.isfinite(life))  # perishable series: only they need the expiry sums
+    expiry = np.full((n, s), np.inf)
+    sell = pi.copy()
+    if rows.size:
+        cp, life_p = c[rows], life[rows, None] / period_days
+        at = t0[rows] + lead[rows]
+        expiry[rows] = cumulative_at(cp, at + life_p) - base[rows]
+        sell[rows] = cumulative_at(cp, at + np.minimum(life_p, review[rows])) - base[rows]
     return ProtectionDemand(pi, lead_d, sell, expiry)
 
 
