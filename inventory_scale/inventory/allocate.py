@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 F64 = npt.NDArray[np.float64]
 BISECT_ITERS = 40
-REL_TOL = 1e-4  # bisection stops once a tight resource is used to within this share of its limit
+REL_TOL = 1e-3  # bisection stops once a tight resource is used to within this share of its limit
+#                 (the fill and exchange passes then spend what is left)
 PRICE_TOL = 1e-6  # ... or once the bracket on the shadow price is this narrow (relative)
 MAX_ROUNDS = 200
 MAX_TRIALS = 20  # MOQ-blocked orders the improvement pass tries to open ...
