@@ -19,7 +19,8 @@ HEAD_CPUS ?= 0
 RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 .PHONY: help setup demo test test-slow lint format bench bench-synth data validate train forecast \
-        optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale clean
+        optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale \
+        bench-allocate bench-policy clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -97,6 +98,15 @@ submit: setup ## ray job submit "inventory-scale pipeline ray=cluster ARGS" to R
 	echo "submitting to $$addr: inventory-scale pipeline ray=cluster $(ARGS)"; \
 	RAY_AUTH_MODE="$${RAY_AUTH_MODE:-token}" PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ray job submit \
 		--address "$$addr" --runtime-env-json '$(RUNTIME_ENV)' -- inventory-scale pipeline ray=cluster $(ARGS)
+
+bench-allocate: setup ## optimizer: 1M SKU-warehouse decisions via Ray (200 x 5,000), then greedy vs MILP gap
+	$(PY) benchmarks/bench_allocate.py scale $(ARGS)
+	$(PY) benchmarks/bench_allocate.py gap $(ARGS)
+
+EXPERIMENT ?= policy_ab
+bench-policy: setup ## policy A/B: generate (synthetic) + backtest +experiment=$(EXPERIMENT) (policy_ab | policy_ab_m5)
+	@if [ "$(EXPERIMENT)" = "policy_ab" ]; then $(CLI) generate +experiment=$(EXPERIMENT) $(ARGS); fi
+	$(CLI) backtest +experiment=$(EXPERIMENT) $(ARGS)
 
 bench-scale: setup ## generate -> train -> forecast (-> optimize) at scale: time, memory, 1 vs 2 workers, Ray vs in-process
 	$(PY) benchmarks/bench_scale.py $(ARGS)
