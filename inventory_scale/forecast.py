@@ -149,11 +149,13 @@ def train_shard(
         freq=cfg.data.freq,
     )
     scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
-    module, ckpt = fit_forecaster(dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state)
+    stats: dict[str, Any] = {}
+    module, ckpt = fit_forecaster(dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state, stats=stats)
     info = {
         "shard": shard_id,
         "series": packed.n_series,
         "train_windows": len(dm.train_windows),
+        **stats,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return module, ckpt, info

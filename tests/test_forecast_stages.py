@@ -53,6 +53,12 @@ def test_training_writes_one_checkpoint_per_shard(run: tuple[Config, list[str]])
     manifest = read_manifest(io.join(cfg.run.dir, "models"))
     assert manifest is not None
     assert [s["status"] for s in manifest["shards"]] == ["ok"] * 3
+    budget = cfg.trainer.max_epochs * cfg.trainer.steps_per_epoch
+    for shard in manifest["shards"]:  # fit statistics travel with each shard's result
+        assert 0 < shard["steps"] <= budget and shard["device"] == "cpu"
+        assert shard["windows_per_s"] == pytest.approx(
+            shard["steps"] * cfg.model.batch_size / shard["fit_seconds"], rel=0.01
+        )
     for sid in range(3):
         assert (Path(cfg.run.dir) / "models" / f"shard={sid:05d}" / "model.ckpt").stat().st_size > 0
 

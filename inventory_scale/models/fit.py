@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ def fit_forecaster(
     scaler_state: dict[str, Any] | None = None,
     *,
     log_dir: str | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[ForecastModule, str]:
     """Seed, train and return the best model (reloaded from its checkpoint) and the checkpoint path.
 
@@ -102,6 +104,8 @@ def fit_forecaster(
         ckpt_dir: where the best checkpoint goes.
         scaler_state: opaque JSON-able dict stored in the checkpoint.
         log_dir: optional directory for CSV metrics.
+        stats: when given, filled with ``steps``, ``fit_seconds``, ``windows_per_s`` (training
+            windows per second of ``trainer.fit``), ``val_loss``, ``epochs`` and ``device``.
 
     Returns:
         ``(module, checkpoint_path)``; the module is on CPU in eval mode.
@@ -121,7 +125,9 @@ def fit_forecaster(
     )
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
     trainer, checkpoint = build_trainer(trainer_cfg, ckpt_dir, log_dir)
+    t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - t0
     best, score = checkpoint.best_model_path, checkpoint.best_model_score
     if not best or score is None or not math.isfinite(float(score)):
         raise InventoryScaleError(
@@ -129,4 +135,14 @@ def fit_forecaster(
             f"{trainer.current_epoch} epochs); check the data for extreme values"
         )
     log.info("best checkpoint %s (val_loss %.4f, %d epochs)", best, float(score), trainer.current_epoch)
+    if stats is not None:
+        batch = int(getattr(datamodule, "batch_size", 0) or 0)
+        stats.update(
+            steps=int(trainer.global_step),
+            fit_seconds=round(seconds, 3),
+            windows_per_s=round(trainer.global_step * batch / seconds, 1) if seconds > 0 else 0.0,
+            val_loss=round(float(score), 5),
+            epochs=int(trainer.current_epoch),
+            device=str(trainer.strategy.root_device),
+        )
     return load_forecaster(best), best
