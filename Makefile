@@ -18,7 +18,7 @@ HEAD_CPUS ?= 0
 # nodes' environment (AWS_*), never from here (the runtime env is visible in the dashboard).
 RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 
-.PHONY: help setup demo test test-slow lint format bench bench-synth data validate train forecast \
+.PHONY: help setup demo test test-slow test-gpu lint format bench bench-synth data validate train forecast \
         optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale \
         bench-allocate bench-policy clean
 
@@ -42,6 +42,9 @@ test: setup ## the test suite (what .ci/run calls); slow and gpu tests excluded
 
 test-slow: setup ## only the slow tests (large data, long training)
 	$(PY) -m pytest -m slow $(ARGS)
+
+test-gpu: setup ## only the GPU tests (Lightning on CUDA inside Ray tasks); skipped without a GPU
+	$(PY) -m pytest -m gpu $(ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy on the package
 	$(VENV)/bin/ruff check inventory_scale tests benchmarks

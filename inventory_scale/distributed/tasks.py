@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,9 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
         local.write_bytes(io.read_bytes(outputs.checkpoint_uri(cfg.run.dir, item.shard), opts))
         module = _device_module(local, cfg)
     data = read_shard(item, inp)
+    t0 = time.perf_counter()
     frame, paths = forecast_shard(module, data, cfg, cutoff=inp.cutoff, shard_id=item.shard)
+    seconds = time.perf_counter() - t0
     spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
     files = outputs.write_shard_parts(frame, cfg.run.dir, spec, item.shard, opts)
     if cfg.forecast.keep_paths:
@@ -134,7 +137,15 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
         "checkpoint": inp.checkpoints.get(item.shard),
     }
     io.write_json(outputs.marker_uri(io.join(cfg.run.dir, spec.name), item.shard), marker, opts)
-    return {"shard": item.shard, "status": "ok", "series": int(paths.shape[0]), "rows": frame.height}
+    return {
+        "shard": item.shard,
+        "status": "ok",
+        "series": int(paths.shape[0]),
+        "rows": frame.height,
+        "forecast_seconds": round(seconds, 3),
+        "paths_per_s": round(paths.shape[0] * paths.shape[1] / seconds, 1) if seconds > 0 else 0.0,
+        "device": str(module.device),
+    }
 
 
 def paths_frame(frame: pl.DataFrame, paths: np.ndarray) -> pl.DataFrame:
