@@ -133,6 +133,8 @@ def backtest_shard(
             .filter((pl.col(S.DATE) > cutoff) & (pl.col(S.DATE) <= end))
             .collect()
             .join(data.series, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+            # series discontinued inside the window (truth ends early) get no oracle row
+            .filter(pl.len().over(S.SKU_ID, S.WAREHOUSE_ID) >= cfg.data.horizon)
         )
         oracle = oracle_forecasts(
             truth, cutoff=cutoff, horizon=cfg.data.horizon, quantiles=cfg.forecast.quantiles
