@@ -283,8 +283,7 @@ def _share(over: float, limit: float) -> float:
 
 
 def _gain_at(p: Problem, idx: npt.NDArray[np.int64], q: F64) -> F64:
-    curve = p.curve.take(idx)
-    return curve.value(p.position[idx] + q)
+    return p.curve.value_at(idx, p.position[idx] + q)
 
 
 def fill(p: Problem, q: F64, lam: float = 0.0, mu: float = 0.0) -> F64:

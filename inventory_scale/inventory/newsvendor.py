@@ -87,6 +87,14 @@ class ProfitCurve:
         rows = np.arange(self.n)
         return self.values[rows, k] + self.slopes[rows, k] * (s - self.levels[rows, k])
 
+    def value_at(self, rows: I64, level: npt.ArrayLike) -> F64:
+        """``[R]`` expected profit of the series ``rows`` at ``level`` (``[R]`` or scalar), without
+        copying their curves (what :meth:`take` then :meth:`value` would give)."""
+        s = np.broadcast_to(np.asarray(level, dtype=np.float64), (rows.size,))
+        k = np.maximum(_count(self.levels, lambda row: row <= s, rows), 1) - 1
+        at = rows * self.levels.shape[1] + k
+        return self.values.reshape(-1)[at] + self.slopes.reshape(-1)[at] * (s - self.levels.reshape(-1)[at])
+
     def marginal(self, level: npt.ArrayLike) -> F64:
         """``[N]`` slope just above ``level``."""
         return self.slopes[np.arange(self.n), self._segment(level)]
@@ -106,12 +114,18 @@ class ProfitCurve:
         return ProfitCurve(self.levels[idx], self.slopes[idx], self.values[idx])
 
 
-def _count(arr: F64, pred: Callable[[F64], npt.NDArray[np.bool_]]) -> I64:
+def _count(arr: F64, pred: Callable[[F64], npt.NDArray[np.bool_]], rows: I64 | None = None) -> I64:
     """Per row, how many leading entries of ``arr [N, K]`` satisfy ``pred`` (a prefix property:
-    true then false along ``K``), by a vectorized binary search; ``pred`` maps ``[N]`` to ``[N]``."""
-    n, k = arr.shape
+    true then false along ``K``), by a vectorized binary search; ``pred`` maps ``[N]`` to ``[N]``.
+    With ``rows``, only those rows (``pred`` then maps ``[R]`` to ``[R]``)."""
+    k = arr.shape[1]
     flat = arr.reshape(-1)
-    base = np.arange(n, dtype=np.int64) * k
+    if rows is None:
+        n = arr.shape[0]
+        base = np.arange(n, dtype=np.int64) * k
+    else:
+        n = rows.size
+        base = rows.astype(np.int64) * k
     lo = np.zeros(n, dtype=np.int64)
     hi = np.full(n, k, dtype=np.int64)
     while True:
