@@ -65,6 +65,18 @@ def test_fractional_intervals_interpolate_and_extrapolate() -> None:
     assert d.pi[0, 0] == pytest.approx(2 + 3 + 4) and d.lead[0, 0] == pytest.approx(2)
 
 
+def test_float32_paths_give_the_float64_sums() -> None:
+    rng = np.random.default_rng(3)
+    paths = rng.poisson(4.0, (20, 50, 28))
+    lead = rng.uniform(1.0, 9.0, (20, 50))
+    shelf = np.where(np.arange(20) % 3 == 0, 6.0, np.nan)
+    a = protection_demand(paths.astype(np.float64), lead, np.full(20, 7), shelf, start=2.0)
+    b = protection_demand(paths.astype(np.float32), lead, np.full(20, 7), shelf, start=2.0)
+    assert cumulative(paths.astype(np.float32)).dtype == np.float32
+    for x, y in ((a.pi, b.pi), (a.lead, b.lead), (a.sell, b.sell), (a.expiry, b.expiry)):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
 def test_perishable_horizons() -> None:
     paths = np.ones((2, 1, 30))  # one unit a day
     d = protection_demand(paths, np.array([3.0, 3.0]), np.array([7, 7]), np.array([5.0, np.nan]))
