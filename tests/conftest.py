@@ -33,7 +33,8 @@ TINY = [
     "seed=11",
 ]
 TINY_SERIES = 24
-S3_SECRET = "s3cr3t-never-logged-0123456789"  # distinctive, so a leak is easy to find
+S3_ACCESS_KEY = "AKIAINVSCALE5TESTKEY"  # distinctive, so a leak is easy to find
+S3_SECRET = "s3cr3t-never-logged-0123456789"
 
 
 def free_port() -> int:
@@ -67,7 +68,7 @@ def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     for k, v in {
-        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
         "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
