@@ -315,17 +315,23 @@ def _not_built(stage: Stage) -> StageNotBuiltError:
 
 
 def run_pipeline(cfg: Config) -> Summary:
-    """Run validate and every later stage that exists, in order; name the stages skipped."""
+    """Run validate and every later stage that exists, in order; name the stages skipped.
+
+    Ray is started (``ray=local``) or connected (``ray=cluster``) once for all stages.
+    """
+    from inventory_scale.distributed.runner import ray_session
+
     results: list[Summary] = []
     skipped: list[str] = []
-    for name in PIPELINE_ORDER:
-        stage = STAGES[name]
-        if stage.fn is None:
-            skipped.append(f"{name} (issue #{stage.issue})")
-            log.warning("pipeline: skipping stage '%s': not built yet (issue #%s)", name, stage.issue)
-            continue
-        log.info("pipeline: stage '%s'", name)
-        results.append(stage.fn(cfg))
+    with ray_session(cfg.ray):  # one Ray start (or connection) for every stage, not one each
+        for name in PIPELINE_ORDER:
+            stage = STAGES[name]
+            if stage.fn is None:
+                skipped.append(f"{name} (issue #{stage.issue})")
+                log.warning("pipeline: skipping stage '%s': not built yet (issue #%s)", name, stage.issue)
+                continue
+            log.info("pipeline: stage '%s'", name)
+            results.append(stage.fn(cfg))
     return {"stage": "pipeline", "stages": results, "skipped": skipped}
 
 
