@@ -21,7 +21,9 @@ Every series of a warehouse has a concave expected-profit curve ``F_i`` of its o
 4. **Exchange**: a pairwise local search moves one step (a pack, or a whole MOQ order) from the
    series where it is worth least to the series where one more is worth most, whenever both
    limits still hold and total profit rises, then fills any slack this frees. It rebalances the
-   two resources when rounding has spent one of them and left the other slack.
+   two resources when rounding has spent one of them and left the other slack. In warehouses of
+   at most ``IMPROVE_MAX_SERIES`` series, **ejection** moves add one (large) step and repair the
+   rest, or remove one and refill, where that pays.
 
 ``solver="milp"`` (``inventory/milp.py``) solves the integer problem with HiGHS under a time
 limit and keeps the greedy result whenever it is as good (the fallback). Each row gets the
@@ -51,6 +53,8 @@ MAX_TRIALS = 20  # MOQ-blocked orders the improvement pass tries to open ...
 IMPROVE_MAX_SERIES = 1000  # ... in warehouses of at most this many series
 SWAP_ROUNDS = 200  # pairwise exchanges the local search makes at most ...
 SWAP_POOL = 256  # ... between this many best removal and addition candidates
+EJECT_CANDIDATES = 30  # one-to-many moves tried per round and kind (warehouses <= IMPROVE_MAX_SERIES)
+EJECT_ROUNDS = 20
 
 
 @dataclass(frozen=True)
@@ -286,11 +290,13 @@ def _gain_at(p: Problem, idx: npt.NDArray[np.int64], q: F64) -> F64:
     return p.curve.value_at(idx, p.position[idx] + q)
 
 
-def fill(p: Problem, q: F64, lam: float = 0.0, mu: float = 0.0) -> F64:
+def fill(
+    p: Problem, q: F64, lam: float = 0.0, mu: float = 0.0, exclude: npt.NDArray[np.bool_] | None = None
+) -> F64:
     """Add the steps that gain most per unit of resource while both limits hold.
 
     Resources are priced at the shadow prices ``lam``, ``mu`` when there are any, else each as
-    a share of its limit.
+    a share of its limit. ``exclude`` series get nothing.
     """
     q = q.copy()
     if lam > 0 or mu > 0:
@@ -304,6 +310,8 @@ def fill(p: Problem, q: F64, lam: float = 0.0, mu: float = 0.0) -> F64:
         slack_c = p.capacity - p.volume @ q
         u = _step_up(p, q)
         fits = (p.cost * u <= slack_b + 1e-9) & (p.volume * u <= slack_c + 1e-9)
+        if exclude is not None:
+            fits &= ~exclude
         cand = np.flatnonzero(fits)
         if cand.size == 0:
             return q
@@ -367,6 +375,58 @@ def exchange(p: Problem, q: F64, rounds: int = SWAP_ROUNDS, pool: int = SWAP_POO
         q[i] -= d[i]
         q[j] += u[j]
         q = fill(p, q)
+    return q
+
+
+def eject(p: Problem, q: F64, candidates: int = EJECT_CANDIDATES, rounds: int = EJECT_ROUNDS) -> F64:
+    """One-to-many moves the pairwise exchange cannot make, for small warehouses.
+
+    *Push*: add one step to a series (a whole pack of 24, say) and repair the others, cheapest
+    steps first, until both limits hold again, then fill. *Pull*: take one step away from a
+    series and fill the freed room with the best steps elsewhere. Each round tries the
+    ``candidates`` most promising series of each kind (value per unit of resource) and keeps the
+    best move that raises total profit, followed by :func:`exchange`; stops after ``rounds``
+    rounds or when no move pays.
+    """
+    q = q.copy()
+    best_gain = float(p.gain(q).sum())
+    scale = np.where(np.isfinite(p.budget), p.cost / max(p.budget, 1e-12), 0.0) + np.where(
+        np.isfinite(p.capacity), p.volume / max(p.capacity, 1e-12), 0.0
+    )
+    scale = np.maximum(scale, 1e-300)
+    for _ in range(rounds):
+        now = p.gain(q)
+        u = _step_up(p, q)
+        d = np.where(q > 0, _step_down(p, q), 0.0)
+        gain = p.gain(q + u) - now
+        loss = now - p.gain(q - d)
+        up = np.flatnonzero(gain > 0)
+        up = up[np.argsort(-gain[up] / (u[up] * scale[up]), kind="stable")[:candidates]]
+        down = np.flatnonzero(q > 0)
+        down = down[np.argsort(loss[down] / (d[down] * scale[down]), kind="stable")[:candidates]]
+        trial_best, trial_q = best_gain, None
+        for j in up:
+            t = q.copy()
+            t[j] += u[j]
+            keep = np.zeros(p.n, dtype=bool)
+            keep[j] = True
+            t = fill(p, repair(p, t, frozen=keep)[0])
+            g = float(p.gain(t).sum())
+            if g > trial_best:
+                trial_best, trial_q = g, t
+        for i in down:
+            t = q.copy()
+            t[i] -= d[i]
+            keep = np.zeros(p.n, dtype=bool)
+            keep[i] = True
+            t = fill(p, t, exclude=keep)
+            g = float(p.gain(t).sum())
+            if g > trial_best:
+                trial_best, trial_q = g, t
+        if trial_q is None or trial_best <= best_gain + 1e-9 * max(1.0, abs(best_gain)):
+            break
+        q = exchange(p, trial_q)
+        best_gain = float(p.gain(q).sum())
     return q
 
 
@@ -510,9 +570,10 @@ def greedy(p: Problem, trials: int | None = None) -> Allocation:
     wanted = _relaxed(p, 0.0, 0.0)
     core = _solve(p)
     start = exchange(p, core.q)
-    q = improve(
-        p, core, start, (MAX_TRIALS if p.n <= IMPROVE_MAX_SERIES else 0) if trials is None else trials
-    )
+    small = p.n <= IMPROVE_MAX_SERIES
+    q = improve(p, core, start, (MAX_TRIALS if small else 0) if trials is None else trials)
+    if small:
+        q = eject(p, q)
     return Allocation(
         qty=q,
         wanted=wanted,
