@@ -422,6 +422,76 @@ class RunConfig:
 
 
 @dataclass
+class ReportConfig:
+    """The run report (``inventory-scale report``): which series and events it shows.
+
+    ``series`` names series as ``sku_id/warehouse_id``; when empty the ``n_top`` best sellers are
+    shown. ``n_worst`` more are the series the backtest scored worst on ``metric``. ``events``
+    are matched case-insensitively as substrings of the calendar's event names.
+    """
+
+    dir: str | None = None
+    series: list[str] = field(default_factory=list)
+    n_top: int = 2
+    n_worst: int = 2
+    history_days: int = 56
+    metric: str = "mase"
+    events: list[str] = field(default_factory=lambda: ["11.11", "Black Friday", "Christmas"])
+    event_before: int = 14
+    event_after: int = 7
+    top_orders: int = 5
+
+    def __post_init__(self) -> None:
+        _require(self.n_top >= 0, "report.n_top", "must be >= 0", self.n_top)
+        _require(self.n_worst >= 0, "report.n_worst", "must be >= 0", self.n_worst)
+        _require(self.history_days > 0, "report.history_days", "must be > 0", self.history_days)
+        for s in self.series:
+            _require(s.count("/") == 1, "report.series", "must hold 'sku_id/warehouse_id' names", s)
+        metrics = ("mase", "rmsse", "spl", "crps", "bias")
+        _require(self.metric in metrics, "report.metric", f"must be one of {list(metrics)}", self.metric)
+        _require(self.event_before > 0, "report.event_before", "must be > 0", self.event_before)
+        _require(self.event_after >= 0, "report.event_after", "must be >= 0", self.event_after)
+        _require(self.top_orders >= 0, "report.top_orders", "must be >= 0", self.top_orders)
+
+
+@dataclass
+class MonitorConfig:
+    """Monitoring (``inventory-scale monitor``): new sales against the last forecast.
+
+    False alarms on a calibrated forecast (independent days): a band run of ``band_days`` days
+    outside the 90% band has probability <= ``0.1 ** band_days`` per start day; the level-shift
+    sign test is sized to ``shift_alpha`` (see ``inventory_scale/monitor.py``).
+    """
+
+    asof: str | None = None
+    band_days: int = 3
+    shift_min_days: int = 7
+    shift_alpha: float = 0.01
+    shift_min_ratio: float = 0.25
+    stockout_quantile: float = 0.9
+    excess_cover_days: float = 120.0
+    reforecast: bool = False
+
+    def __post_init__(self) -> None:
+        _check_date("monitor.asof", self.asof)
+        _require(self.band_days >= 1, "monitor.band_days", "must be >= 1", self.band_days)
+        _require(self.shift_min_days >= 2, "monitor.shift_min_days", "must be >= 2", self.shift_min_days)
+        _require(
+            0.0 < self.shift_alpha < 0.5, "monitor.shift_alpha", "must be inside (0, 0.5)", self.shift_alpha
+        )
+        _require(self.shift_min_ratio >= 0, "monitor.shift_min_ratio", "must be >= 0", self.shift_min_ratio)
+        _require(
+            0.5 <= self.stockout_quantile < 1.0,
+            "monitor.stockout_quantile",
+            "must be in [0.5, 1)",
+            self.stockout_quantile,
+        )
+        _require(
+            self.excess_cover_days > 0, "monitor.excess_cover_days", "must be > 0", self.excess_cover_days
+        )
+
+
+@dataclass
 class Config:
     """The whole configuration of one ``inventory-scale`` invocation."""
 
@@ -438,6 +508,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", "must be >= 0", self.seed)

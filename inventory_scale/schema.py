@@ -477,3 +477,39 @@ POLICY_SERIES = TableSpec(
     key=(POLICY, CUTOFF, SKU_ID, WAREHOUSE_ID),
 )
 """Per-series outcome of each policy at each cutoff (``<run.dir>/backtest/policy_series/``)."""
+
+# --- monitoring (issue #10) -------------------------------------------------------------------
+ASOF = "asof"  # last date of the newly arrived sales the monitor compared with the forecast
+SEVERITY = "severity"  # high | medium | low
+DETAIL = "detail"  # a sentence with the numbers behind an exception
+SUGGESTED_ACTION = "suggested_action"  # what a planner should do about it
+NEW_DAYS = "new_days"  # days of sales after the forecast cutoff the monitor saw
+SEVERITIES: tuple[str, ...] = ("high", "medium", "low")
+# Values of ``reason`` in the exceptions table, in the order the monitor checks them.
+EXCEPTION_REASONS: tuple[str, ...] = (
+    "band_breach",  # actuals outside the 90% band k days in a row
+    "level_shift",  # actuals persistently on one side of the median, by a material margin
+    "stockout_risk",  # projected on hand short of the demand before the next receipt
+    "excess_risk",  # cover beyond monitor.excess_cover_days
+    "expiry_risk",  # cover beyond the shelf life: units will outdate
+)
+
+EXCEPTIONS = TableSpec(
+    name="exceptions",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            CUTOFF: pl.Date,
+            ASOF: pl.Date,
+            NEW_DAYS: pl.Int32,
+            SEVERITY: pl.String,
+            REASON: pl.String,
+            DETAIL: pl.String,
+            SUGGESTED_ACTION: pl.String,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, REASON),
+)
+"""Monitoring exceptions (``<run.dir>/monitor/exceptions/``): one row per series x reason, with
+``severity`` in :data:`SEVERITIES` and ``reason`` in :data:`EXCEPTION_REASONS`."""
