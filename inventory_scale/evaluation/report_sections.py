@@ -1,0 +1,537 @@
+"""The sections of the run report: each reads its inputs, computes a few numbers, draws its chart.
+
+Every builder takes the run's :class:`~inventory_scale.evaluation.report_inputs.RunInputs` and the
+``report`` config and returns a :class:`Section` (title, sentences, tables, PNG images). A section
+whose input is absent says so in ``missing`` and carries no image; it never raises for that.
+
+Sections, in report order: ``overview`` (the run at a glance), ``forecasts`` (forecast vs actual
+with 80/90% bands for chosen and worst series), ``accuracy`` (by category, warehouse and velocity
+class against the baselines), ``calibration`` (interval coverage), ``events`` (seasonal event
+lift), ``policy`` (backtest policy comparison) and ``plans`` (per-warehouse plan summary; in
+``report_plans.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from inventory_scale import schema as S
+from inventory_scale.config import ReportConfig
+from inventory_scale.evaluation import plots
+from inventory_scale.evaluation.report_inputs import RunInputs
+
+log = logging.getLogger(__name__)
+
+OURS = "lstm"
+GROUPS: tuple[tuple[str, str], ...] = (
+    (S.CATEGORY, "by category"),
+    (S.WAREHOUSE_ID, "by warehouse"),
+    (S.VELOCITY_CLASS, "by velocity class"),
+)
+BANDS: dict[int, tuple[float, float]] = {80: (0.1, 0.9), 90: (0.05, 0.95)}
+TOTAL_DAYS = 365  # history shown in the overview chart
+
+
+@dataclass
+class Table:
+    """A small table: a caption, a header and rows of already formatted cells."""
+
+    caption: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Section:
+    """One report section; ``missing`` names absent inputs in a sentence each."""
+
+    key: str
+    title: str
+    text: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    images: list[tuple[str, bytes]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A number for a table cell ("-" for None / NaN), thousands separated when large."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    if abs(x) >= 1000 or float(x).is_integer():
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{max(digits - 2, 0)}f}"
+
+
+def pct(x: float | None) -> str:
+    """A share as a percentage ("-" for None / NaN)."""
+    return "-" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def series_name(sku: str, wh: str) -> str:
+    """``sku_id/warehouse_id``, the way ``report.series`` names a series."""
+    return f"{sku}/{wh}"
+
+
+def _sales_window(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """Sales rows with ``start <= date <= end`` (all series)."""
+    lf = inp.sales()
+    if lf is None:
+        return S.empty_frame(S.SALES)
+    return lf.filter(pl.col(S.DATE).is_between(start, end)).collect()
+
+
+def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """The run at a glance: dataset, cutoff, stages done, training stats and total demand."""
+    sec = Section("overview", "Run overview")
+    cutoff = inp.cutoff()
+    fc = inp.forecasts()
+    sec.text.append(
+        f"Dataset `{inp.data_root}`; forecast origin (cutoff) {cutoff or 'unknown'}; "
+        + (
+            "no forecasts."
+            if fc is None
+            else f"{fc.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique():,} series forecast."
+        )
+    )
+    rows = [
+        [stage, m.get("created_utc", "-"), str(m.get("git_revision", "-"))[:12], m.get("config_hash", "-")]
+        for stage, m in inp.manifests.items()
+    ]
+    if rows:
+        sec.tables.append(
+            Table("Stages found in the run directory", ["stage", "finished (UTC)", "git", "config"], rows)
+        )
+    else:
+        sec.missing.append("No stage manifests in the run directory: nothing has finished there yet.")
+    stats = inp.train_stats()
+    if stats:
+        get = lambda k: np.array([float(s.get(k, np.nan)) for s in stats])  # noqa: E731
+        sec.tables.append(
+            Table(
+                "Training (one global LSTM per shard)",
+                [
+                    "shards",
+                    "series",
+                    "epochs (mean)",
+                    "val loss (mean)",
+                    "windows/s (mean)",
+                    "fit seconds (sum)",
+                ],
+                [
+                    [
+                        str(len(stats)),
+                        fmt(float(np.nansum(get("series")))),
+                        fmt(float(np.nanmean(get("epochs")))),
+                        fmt(float(np.nanmean(get("val_loss")))),
+                        fmt(float(np.nanmean(get("windows_per_s")))),
+                        fmt(float(np.nansum(get("fit_seconds")))),
+                    ]
+                ],
+            )
+        )
+    if cutoff is None or inp.sales() is None:
+        sec.missing.append("No sales or no cutoff: the total demand chart needs both.")
+        return sec
+    end = cutoff if fc is None else max(fc[S.DS].max(), cutoff)  # type: ignore[type-var]
+    sales = _sales_window(inp, cutoff - dt.timedelta(days=TOTAL_DAYS), end)  # type: ignore[arg-type]
+    daily = sales.group_by(S.DATE).agg(pl.col(S.UNITS_SOLD).sum()).sort(S.DATE)
+    hist, after = daily.filter(pl.col(S.DATE) <= cutoff), daily.filter(pl.col(S.DATE) > cutoff)
+    total = (
+        pl.DataFrame(schema={S.DS: pl.Date, S.MEAN: pl.Float64})
+        if fc is None
+        else fc.group_by(S.DS).agg(pl.col(S.MEAN).cast(pl.Float64).sum()).sort(S.DS)
+    )
+    png = plots.total_demand(
+        hist[S.DATE].to_list(),
+        hist[S.UNITS_SOLD].to_numpy(),
+        total[S.DS].to_list(),
+        total[S.MEAN].to_numpy(),
+        after[S.DATE].to_list(),
+        after[S.UNITS_SOLD].to_numpy(),
+    )
+    sec.images.append(("Units sold per day over all series, and the forecast total after the cutoff", png))
+    if total.height:
+        last28 = float(hist.tail(28)[S.UNITS_SOLD].sum())
+        ahead = float(total.head(28)[S.MEAN].sum())
+        change = ahead / last28 - 1 if last28 > 0 else float("nan")
+        sec.text.append(
+            f"The forecast expects {fmt(ahead)} units over the next {min(28, total.height)} days "
+            f"against {fmt(last28)} sold over the last 28 ({'+' if change >= 0 else ''}{pct(change)})."
+        )
+    return sec
+
+
+def _chosen(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame, cutoff: dt.date) -> list[tuple[str, str]]:
+    if cfg.series:
+        return [tuple(s.split("/", 1)) for s in cfg.series]  # type: ignore[misc]
+    recent = _sales_window(inp, cutoff - dt.timedelta(days=27), cutoff)
+    top = (
+        recent.join(fc.select(S.SKU_ID, S.WAREHOUSE_ID).unique(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        .group_by(S.SKU_ID, S.WAREHOUSE_ID)
+        .agg(pl.col(S.UNITS_SOLD).sum())
+        .sort(S.UNITS_SOLD, S.SKU_ID, S.WAREHOUSE_ID, descending=[True, False, False])
+        .head(cfg.n_top)
+    )
+    return list(top.select(S.SKU_ID, S.WAREHOUSE_ID).iter_rows())
+
+
+def worst_series(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame) -> pl.DataFrame:
+    """Series where the backtest's ``report.metric`` costs most, worst first.
+
+    The metric (mean over cutoffs) is weighted by the series' dollar sales (the WRMSSE weight) so
+    that a slow mover with a tiny scale does not hide the series that matter.
+    """
+    series = inp.backtest_series()
+    if series is None or cfg.metric not in series.columns:
+        return pl.DataFrame(schema={S.SKU_ID: pl.String, S.WAREHOUSE_ID: pl.String, cfg.metric: pl.Float64})
+    value = pl.col(cfg.metric).abs() if cfg.metric == S.BIAS else pl.col(cfg.metric)
+    weight = pl.col(S.WEIGHT).mean() if S.WEIGHT in series.columns else pl.lit(1.0)
+    return (
+        series.filter(pl.col(S.MODEL) == OURS)
+        .join(fc.select(S.SKU_ID, S.WAREHOUSE_ID).unique(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        .group_by(S.SKU_ID, S.WAREHOUSE_ID)
+        .agg(value.mean().alias(cfg.metric), (value.mean() * weight).alias("_cost"))
+        .drop_nulls(cfg.metric)
+        .sort("_cost", S.SKU_ID, S.WAREHOUSE_ID, descending=[True, False, False], nulls_last=True)
+        .drop("_cost")
+    )
+
+
+def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """Forecast vs actual with 80/90% bands for the chosen and the worst series."""
+    sec = Section("forecasts", "Forecast vs actual: chosen and worst series")
+    fc, cutoff = inp.forecasts(), inp.cutoff()
+    if fc is None or cutoff is None or inp.sales() is None:
+        sec.missing.append("No `forecasts/` in the run (or no sales): run `inventory-scale forecast` first.")
+        return sec
+    chosen = _chosen(inp, cfg, fc, cutoff)
+    worst = worst_series(inp, cfg, fc)
+    scores = {(r[0], r[1]): float(r[2]) for r in worst.iter_rows()}
+    picked = [(k, "chosen" if cfg.series else "top seller") for k in chosen] + [
+        (k, "worst") for k in list(scores)[: cfg.n_worst + len(chosen)] if k not in chosen
+    ][: cfg.n_worst]
+    if not scores:
+        sec.missing.append(
+            "No `backtest/series/`: the worst series cannot be named (run `inventory-scale backtest`)."
+        )
+    products = inp.data_table(S.PRODUCTS)
+    cats = {} if products is None else dict(products.select(S.SKU_ID, S.CATEGORY).iter_rows())
+    last = fc[S.DS].max()
+    sales = _sales_window(inp, cutoff - dt.timedelta(days=cfg.history_days - 1), last)  # type: ignore[arg-type]
+    panels, rows = [], []
+    for (sku, wh), role in picked:
+        f = fc.filter((pl.col(S.SKU_ID) == sku) & (pl.col(S.WAREHOUSE_ID) == wh)).sort(S.DS)
+        if f.is_empty():
+            sec.missing.append(f"Series {series_name(sku, wh)} has no forecast in this run.")
+            continue
+        s = sales.filter((pl.col(S.SKU_ID) == sku) & (pl.col(S.WAREHOUSE_ID) == wh)).sort(S.DATE)
+        hist, after = s.filter(pl.col(S.DATE) <= cutoff), s.filter(pl.col(S.DATE) > cutoff)
+        bands = {
+            lvl: (f[S.quantile_column(lo)].to_numpy(), f[S.quantile_column(hi)].to_numpy())
+            for lvl, (lo, hi) in BANDS.items()
+            if S.quantile_column(lo) in f.columns and S.quantile_column(hi) in f.columns
+        }
+        score = scores.get((sku, wh))
+        title = f"{series_name(sku, wh)} ({cats.get(sku, '?')}): {role}" + (
+            f", backtest {cfg.metric.upper()} {fmt(score)}" if score is not None else ""
+        )
+        panels.append(
+            plots.SeriesPanel(
+                title=title,
+                history_dates=hist[S.DATE].to_list(),
+                history=hist[S.UNITS_SOLD].to_numpy(),
+                stockout=~hist[S.IN_STOCK].to_numpy(),
+                forecast_dates=f[S.DS].to_list(),
+                mean=f[S.MEAN].to_numpy(),
+                bands=bands,
+                actual_dates=after[S.DATE].to_list(),
+                actual=after[S.UNITS_SOLD].to_numpy(),
+            )
+        )
+        inside = "-"
+        if after.height and 90 in bands:
+            j = f.join(after.rename({S.DATE: S.DS}), on=S.DS, how="inner")
+            lo, hi = S.quantile_column(0.05), S.quantile_column(0.95)
+            inside = pct(
+                float(j.select(pl.col(S.UNITS_SOLD).is_between(pl.col(lo), pl.col(hi)).mean()).item())
+            )
+        rows.append(
+            [
+                series_name(sku, wh),
+                cats.get(sku, "?"),
+                role,
+                fmt(score),
+                fmt(float(hist[S.UNITS_SOLD].tail(28).sum())),
+                fmt(float(f[S.MEAN].head(28).sum())),
+                str(after.height),
+                inside,
+            ]
+        )
+    if panels:
+        sec.images.append(
+            (
+                "Forecast mean with 80% and 90% bands after the cutoff (dotted line)",
+                plots.series_panels(panels),
+            )
+        )
+        sec.tables.append(
+            Table(
+                "Series shown",
+                [
+                    "series",
+                    "category",
+                    "why shown",
+                    cfg.metric,
+                    "sold last 28 d",
+                    "forecast next 28 d",
+                    "days of actuals after cutoff",
+                    "inside 90% band",
+                ],
+                rows,
+            )
+        )
+    if not sales.filter(pl.col(S.DATE) > cutoff).height:
+        sec.text.append(
+            "No sales after the cutoff yet: the charts show the history leading to it. When new sales "
+            "arrive, `inventory-scale monitor` compares them with this forecast."
+        )
+    return sec
+
+
+def _mean_over_cutoffs(metrics: pl.DataFrame) -> pl.DataFrame:
+    return metrics.group_by(S.MODEL, S.GROUP, S.GROUP_VALUE, S.METRIC).agg(pl.col(S.VALUE).mean())
+
+
+def accuracy(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """Accuracy of ours and the baselines by category, warehouse and velocity class."""
+    sec = Section("accuracy", "Accuracy against the baselines")
+    metrics = inp.backtest_metrics()
+    if metrics is None:
+        sec.missing.append(
+            "No `backtest/metrics/`: run `inventory-scale backtest` for accuracy against the baselines."
+        )
+        return sec
+    m = _mean_over_cutoffs(metrics.filter(pl.col(S.VALUE).is_not_null()))
+    n_cut = metrics[S.CUTOFF].n_unique()
+    panels: dict[str, dict[str, dict[str, float]]] = {}
+    for group, title in GROUPS:
+        part = m.filter((pl.col(S.GROUP) == group) & (pl.col(S.METRIC) == cfg.metric)).sort(S.GROUP_VALUE)
+        if part.height:
+            panels[title] = {}
+            for model, gv, val in part.select(S.MODEL, S.GROUP_VALUE, S.VALUE).iter_rows():
+                panels[title].setdefault(str(gv), {})[model] = float(val)
+    if panels:
+        ref = 1.0 if cfg.metric == S.MASE else None
+        sec.images.append(
+            (
+                f"{cfg.metric.upper()} (lower is better) by group, mean over {n_cut} cutoff(s)",
+                plots.grouped_bars(panels, cfg.metric.upper(), ref),
+            )
+        )
+    overall = (
+        m.filter(pl.col(S.GROUP) == "all").pivot(on=S.METRIC, index=S.MODEL, values=S.VALUE).sort(S.MODEL)
+    )
+    cols = [
+        c
+        for c in (S.MASE, S.RMSSE, S.WRMSSE, S.SPL, S.CRPS, S.COVERAGE_80, S.COVERAGE_90, S.BIAS)
+        if c in overall.columns
+    ]
+    sec.tables.append(
+        Table(
+            f"All series, mean over {n_cut} cutoff(s)",
+            ["model", *cols],
+            [[r[S.MODEL], *(fmt(r[c]) for c in cols)] for r in overall.iter_rows(named=True)],
+        )
+    )
+    scores = dict(overall.select(S.MODEL, cfg.metric).iter_rows()) if cfg.metric in overall.columns else {}
+    base = {k: v for k, v in scores.items() if k not in (OURS, "oracle") and v is not None}
+    if OURS in scores and scores[OURS] is not None and base:
+        best = min(base, key=lambda k: abs(base[k]) if cfg.metric == S.BIAS else base[k])
+        rel = scores[OURS] / base[best] - 1 if base[best] else float("nan")
+        verdict = "better" if rel < 0 else "worse"
+        sec.text.append(
+            f"Our LSTM scores {cfg.metric.upper()} {fmt(scores[OURS])} against {fmt(base[best])} for the "
+            f"best baseline ({best}): {pct(abs(rel))} {verdict}."
+        )
+    return sec
+
+
+def calibration(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """Coverage of the 80% and 90% intervals against their nominal levels."""
+    sec = Section("calibration", "Calibration: interval coverage")
+    metrics = inp.backtest_metrics()
+    if metrics is None:
+        sec.missing.append(
+            "No `backtest/metrics/`: coverage comes from the backtest (`inventory-scale backtest`)."
+        )
+        return sec
+    m = _mean_over_cutoffs(metrics.filter(pl.col(S.METRIC).is_in([S.COVERAGE_80, S.COVERAGE_90])))
+    levels = {S.COVERAGE_80: 80, S.COVERAGE_90: 90}
+
+    def by(frame: pl.DataFrame, key: str) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for k, metric, val in frame.select(key, S.METRIC, S.VALUE).iter_rows():
+            if val is not None:
+                out.setdefault(str(k), {})[levels[metric]] = float(val)
+        return out
+
+    overall = by(m.filter(pl.col(S.GROUP) == "all").sort(S.MODEL), S.MODEL)
+    ours = OURS if OURS in overall else next(iter(overall), OURS)
+    groups = by(
+        m.filter((pl.col(S.GROUP) == S.VELOCITY_CLASS) & (pl.col(S.MODEL) == ours)).sort(S.GROUP_VALUE),
+        S.GROUP_VALUE,
+    )
+    if not overall:
+        sec.missing.append("The backtest has no coverage metrics (no quantile columns were scored).")
+        return sec
+    sec.images.append(
+        (
+            "Share of actuals inside the 80% and 90% intervals (dashed: nominal)",
+            plots.coverage_chart(overall, groups, f"{ours}, by velocity class"),
+        )
+    )
+    rows = [[k, pct(v.get(80)), pct(v.get(90))] for k, v in overall.items()]
+    sec.tables.append(Table("Coverage, all series", ["model", "80% interval", "90% interval"], rows))
+    if ours in overall and 90 in overall[ours]:
+        c = overall[ours][90]
+        judge = (
+            "about right"
+            if abs(c - 0.9) <= 0.03
+            else (
+                "too narrow: intervals understate risk"
+                if c < 0.9
+                else "too wide: more safety stock than needed"
+            )
+        )
+        sec.text.append(f"The {ours} 90% interval holds {pct(c)} of actuals: {judge}.")
+    return sec
+
+
+def _region_daily(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
+    """Units sold per (region, date) between ``start`` and ``end``."""
+    whs = inp.data_table(S.WAREHOUSES)
+    sales = _sales_window(inp, start, end)
+    if whs is None or sales.is_empty():
+        return pl.DataFrame(schema={S.REGION: pl.String, S.DATE: pl.Date, S.UNITS_SOLD: pl.Float64})
+    return (
+        sales.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID, how="inner")
+        .group_by(S.REGION, S.DATE)
+        .agg(pl.col(S.UNITS_SOLD).cast(pl.Float64).sum())
+    )
+
+
+def events(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """Seasonal event lift: units sold around each event against its pre-event baseline.
+
+    The index of a day is its units sold (all series of the event's region) over the mean of the
+    28 days before the window; the forecast's index (sum of the forecast means) is drawn where the
+    forecast horizon covers an occurrence, with the actual after the cutoff when it has arrived.
+    """
+    sec = Section("events", "Seasonal events: forecast vs actual lift")
+    cal, whs, cutoff = inp.data_table(S.CALENDAR), inp.data_table(S.WAREHOUSES), inp.cutoff()
+    if cal is None or whs is None or inp.sales() is None:
+        sec.missing.append(
+            "No `calendar`, `warehouses` or `sales` in the dataset: event lift needs all three."
+        )
+        return sec
+    pattern = "(?i)" + "|".join(_escape(e) for e in cfg.events)
+    regions = whs[S.REGION].unique().to_list()
+    occ = cal.filter(pl.col(S.EVENT_NAME).str.contains(pattern) & pl.col(S.REGION).is_in(regions))
+    span = inp.sales().select(pl.col(S.DATE).min().alias("lo"), pl.col(S.DATE).max().alias("hi")).collect()  # type: ignore[union-attr]
+    lo, hi = span["lo"][0], span["hi"][0]
+    fc = inp.forecasts()
+    fc_end = hi if fc is None else max(hi, fc[S.DS].max())
+    before, after, base_days = cfg.event_before, cfg.event_after, 28
+    occ = occ.filter(
+        (pl.col(S.DATE) - pl.duration(days=before + base_days) >= lo) & (pl.col(S.DATE) <= fc_end)
+    ).sort(S.DATE)
+    if occ.is_empty():
+        sec.missing.append(
+            f"No occurrence of {', '.join(cfg.events)} inside the sales history "
+            f"(with {before + base_days} days before it)."
+        )
+        return sec
+    daily = _region_daily(inp, lo, hi)
+    fc_daily = (
+        None
+        if fc is None
+        else fc.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID)
+        .group_by(S.REGION, S.DS)
+        .agg(pl.col(S.MEAN).cast(pl.Float64).sum())
+    )
+    offsets = np.arange(-before, after + 1)
+    profiles, rows = [], []
+    for name in cfg.events:
+        prof = plots.EventProfile(event=name, offsets=offsets, actual={})
+        mine = occ.filter(pl.col(S.EVENT_NAME).str.contains("(?i)" + _escape(name)))
+        for day, region, full in (
+            mine.select(S.DATE, S.REGION, S.EVENT_NAME).unique(maintain_order=True).tail(4).iter_rows()
+        ):
+            dates = [day + dt.timedelta(days=int(o)) for o in offsets]
+            start = dates[0]
+            reg = daily.filter(pl.col(S.REGION) == region)
+            base = reg.filter(
+                pl.col(S.DATE).is_between(start - dt.timedelta(days=base_days), start - dt.timedelta(days=1))
+            )
+            if base.height < base_days // 2 or float(base[S.UNITS_SOLD].mean() or 0) <= 0:  # type: ignore[arg-type]
+                continue
+            b = float(base[S.UNITS_SOLD].mean())  # type: ignore[arg-type]
+            label = f"{day.year} {region}"
+            act = _on(reg, S.DATE, S.UNITS_SOLD, dates) / b
+            if np.isfinite(act).any():
+                prof.actual[label] = act
+            fc_lift = float("nan")
+            if fc_daily is not None and cutoff is not None and cutoff < day <= fc_end:
+                fvals = _on(fc_daily.filter(pl.col(S.REGION) == region), S.DS, S.MEAN, dates) / b
+                prof.forecast[label] = np.where(np.array(dates) > cutoff, fvals, np.nan)
+                fc_lift = float(prof.forecast[label][before])
+            rows.append(
+                [
+                    full,
+                    label,
+                    fmt(b),
+                    fmt(float(act[before]), 3),
+                    fmt(float(np.nanmax(act[before:])) if np.isfinite(act[before:]).any() else None, 3),
+                    fmt(fc_lift, 3),
+                ]
+            )
+        if prof.actual or prof.forecast:
+            profiles.append(prof)
+    if not profiles:
+        sec.missing.append("The events found have no sales baseline (zero sales before them).")
+        return sec
+    sec.images.append(
+        (
+            "Units sold around each event over the pre-event baseline (1.0); dashed: forecast",
+            plots.event_profiles(profiles),
+        )
+    )
+    sec.tables.append(
+        Table(
+            "Lift on the event day (x baseline) and the peak up to the days after",
+            ["event", "occurrence", "baseline units/day", "actual lift", "actual peak", "forecast lift"],
+            rows,
+        )
+    )
+    if not any(p.forecast for p in profiles):
+        horizon = 0 if fc is None else int(fc[S.STEP].max())  # type: ignore[arg-type]
+        sec.text.append(
+            f"The forecast window ({cutoff} + {horizon} days) covers none of these events: the chart "
+            "shows how past occurrences lifted sales, the lift the model has to learn."
+        )
+    return sec
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in text)
+
+
+def _on(frame: pl.DataFrame, date_col: str, value_col: str, dates: list[dt.date]) -> np.ndarray:
+    """``[len(dates)]`` values of ``value_col`` on ``dates`` (NaN where absent)."""
+    lookup = dict(frame.select(date_col, value_col).iter_rows())
+    return np.array([float(lookup[d]) if d in lookup else np.nan for d in dates])
