@@ -33,10 +33,11 @@ import platform
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from inventory_scale.bench.memory import TreeSampler
 
 CLI = str(Path(sys.executable).parent / "inventory-scale")
 WAREHOUSES = 5
@@ -62,76 +63,6 @@ PINNED = {"ray1", "inprocess"}  # run on one core (taskset-like affinity for the
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _procs() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, RSS bytes, command line) of every process, from /proc."""
-    out = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry.name}/statm") as f:
-                rss = int(f.read().split()[1]) * PAGE
-            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        out[int(entry.name)] = (ppid, rss, cmd)
-    return out
-
-
-class TreeSampler(threading.Thread):
-    """Peak RSS of a process, its largest Ray worker and its whole process tree, sampled from /proc."""
-
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.interval = interval
-        self.samples: list[tuple[float, int, int, int]] = []  # (time, driver, largest worker, tree)
-        self.workers_seen: set[int] = set()
-        self._stop_event = threading.Event()
-
-    @staticmethod
-    def _is_worker(cmd: str) -> bool:
-        return "default_worker.py" in cmd or (cmd.startswith("ray::") and "Agent" not in cmd)
-
-    def sample(self) -> None:
-        procs = _procs()
-        tree, frontier = {self.pid}, {self.pid}
-        while frontier:
-            frontier = {p for p, (ppid, _, _) in procs.items() if ppid in frontier and p not in tree}
-            tree |= frontier
-        total = driver = worker = 0
-        for pid in tree & procs.keys():
-            _, rss, cmd = procs[pid]
-            total += rss
-            if pid == self.pid:
-                driver = rss
-            elif self._is_worker(cmd):
-                worker = max(worker, rss)
-                self.workers_seen.add(pid)
-        self.samples.append((time.time(), driver, worker, total))
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            self.sample()
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-    def peaks(self, start: float = 0.0, end: float = float("inf")) -> dict[str, Any]:
-        """Peak RSS (MiB) of the driver, the largest worker and the tree between two times."""
-        window = [x for x in self.samples if start <= x[0] <= end] or [(0.0, 0, 0, 0)]
-        mib = 1 << 20
-        return {
-            "driver_peak_mib": round(max(x[1] for x in window) / mib),
-            "worker_peak_mib": round(max(x[2] for x in window) / mib),
-            "tree_peak_mib": round(max(x[3] for x in window) / mib),
-        }
 
 
 # The sharded stages run in one driver process with one Ray session, as `inventory-scale pipeline`

@@ -491,6 +491,109 @@ class MonitorConfig:
         )
 
 
+BENCH_MODELS = ("ours", "nf_lstm", "nf_lstm_negbin", "seasonal_naive", "autoets", "lightgbm")
+"""Models ``inventory-scale bench`` knows: ours (LSTM on Ray) and the peers (``bench/peers.py``)."""
+
+BENCH_DATASETS = ("synthetic", "m5", "store_item")
+"""Daily datasets the benchmark can run on (``bench.datasets[].name``)."""
+
+
+@dataclass
+class BenchDatasetConfig:
+    """One dataset of a benchmark run: what to load or generate, its cutoffs, and our settings.
+
+    ``ours`` holds dotted overrides of the whole config for our LSTM on this dataset (e.g.
+    ``{"model.hidden_size": 128, "ray.shard_size": "all"}``); the peers read context, horizon,
+    hidden size and the training-step budget from the result, so both sides match.
+    """
+
+    name: str = "synthetic"
+    label: str | None = None
+    n_skus: int = 250
+    n_warehouses: int = 4
+    days: int = 730
+    max_series: int | None = None
+    horizon: int = 28
+    context_length: int = 56
+    cutoffs: int = 1
+    step: int = 28
+    ours: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.name in BENCH_DATASETS,
+            "bench.datasets.name",
+            f"must be one of {list(BENCH_DATASETS)}",
+            self.name,
+        )
+        _require(self.n_skus > 0, "bench.datasets.n_skus", "must be > 0", self.n_skus)
+        _require(self.n_warehouses > 0, "bench.datasets.n_warehouses", "must be > 0", self.n_warehouses)
+        _require(self.days > 0, "bench.datasets.days", "must be > 0", self.days)
+        _require(
+            self.max_series is None or self.max_series > 0,
+            "bench.datasets.max_series",
+            "must be > 0 or null",
+            self.max_series,
+        )
+        _require(self.horizon > 0, "bench.datasets.horizon", "must be > 0", self.horizon)
+        _require(
+            self.context_length >= 2, "bench.datasets.context_length", "must be >= 2", self.context_length
+        )
+        _require(self.cutoffs > 0, "bench.datasets.cutoffs", "must be > 0", self.cutoffs)
+        _require(self.step > 0, "bench.datasets.step", "must be > 0", self.step)
+
+    @property
+    def key(self) -> str:
+        """Row label: ``label``, else the name (with the series count for synthetic data)."""
+        if self.label:
+            return self.label
+        return f"synthetic-{self.n_skus * self.n_warehouses}" if self.name == "synthetic" else self.name
+
+
+@dataclass
+class BenchConfig:
+    """``inventory-scale bench``: ours against the peers on the same data, horizon and cutoffs."""
+
+    name: str = "quick"
+    datasets: list[BenchDatasetConfig] = field(default_factory=lambda: [BenchDatasetConfig()])
+    models: list[str] = field(default_factory=lambda: list(BENCH_MODELS))
+    require_peers: bool = True
+    threads: int | None = None
+    peer_steps_factor: float = 1.0
+    lightgbm_estimators: int = 300
+    lightgbm_conformal_windows: int = 0
+    hardware: bool = True
+    hardware_seconds: float = 2.0
+    out_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _require(len(self.datasets) > 0, "bench.datasets", "must list at least one dataset", self.datasets)
+        keys = [d.key for d in self.datasets]
+        _require(len(set(keys)) == len(keys), "bench.datasets", "must have distinct labels", keys)
+        _require(len(self.models) > 0, "bench.models", "must list at least one model", self.models)
+        for m in self.models:
+            _require(m in BENCH_MODELS, "bench.models", f"must hold models among {list(BENCH_MODELS)}", m)
+        _require(
+            self.threads is None or self.threads > 0, "bench.threads", "must be > 0 or null", self.threads
+        )
+        _require(
+            self.peer_steps_factor >= 1.0,
+            "bench.peer_steps_factor",
+            "must be >= 1 (peers get an equal or larger step budget)",
+            self.peer_steps_factor,
+        )
+        _require(
+            self.lightgbm_estimators > 0, "bench.lightgbm_estimators", "must be > 0", self.lightgbm_estimators
+        )
+        _require(
+            self.lightgbm_conformal_windows >= 0 and self.lightgbm_conformal_windows != 1,
+            "bench.lightgbm_conformal_windows",
+            "must be 0 (point forecast only) or >= 2",
+            self.lightgbm_conformal_windows,
+        )
+        _require(self.hardware_seconds > 0, "bench.hardware_seconds", "must be > 0", self.hardware_seconds)
+
+
 @dataclass
 class Config:
     """The whole configuration of one ``inventory-scale`` invocation."""
@@ -510,6 +613,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", "must be >= 0", self.seed)

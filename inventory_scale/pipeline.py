@@ -292,6 +292,17 @@ def run_backtest(cfg: Config) -> Summary:
     return summary
 
 
+def run_bench(cfg: Config) -> Summary:
+    """Ours against the peer libraries on the same data and cutoffs (see bench/harness.py).
+
+    Needs the ``bench`` extra for the peers (``pip install -e .[bench]``); writes
+    ``<run.dir>/bench/results.{parquet,md}`` and ``hardware.parquet``.
+    """
+    from inventory_scale.bench.harness import run_bench as bench
+
+    return bench(cfg)
+
+
 @dataclass(frozen=True)
 class Stage:
     """A CLI stage: what it does, which config groups it reads, and its function or its issue."""
@@ -391,7 +402,12 @@ STAGES: dict[str, Stage] = {
             ("data", *_RUN),
             run_pipeline,
         ),
-        Stage("bench", "accuracy, speed and memory against peer libraries", ("data", *_RUN), issue=9),
+        Stage(
+            "bench",
+            "accuracy, speed and memory against peer libraries",
+            ("bench", "model", "trainer", "forecast", "ray", *_RUN),
+            run_bench,
+        ),
     )
 }
 PIPELINE_ORDER: tuple[str, ...] = ("validate", "train", "forecast", "optimize", "backtest", "report")
