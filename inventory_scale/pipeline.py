@@ -303,6 +303,20 @@ def run_bench(cfg: Config) -> Summary:
     return bench(cfg)
 
 
+def run_report(cfg: Config) -> Summary:
+    """One self-contained HTML report and a Markdown summary of ``run.dir`` (evaluation/report.py)."""
+    from inventory_scale.evaluation.report import run_report as report
+
+    return report(cfg, storage_options(cfg))
+
+
+def run_monitor(cfg: Config) -> Summary:
+    """New sales against the last forecast -> ``<run.dir>/monitor/exceptions/`` (monitor.py)."""
+    from inventory_scale.monitor import run_monitor as monitor
+
+    return monitor(cfg, storage_options(cfg))
+
+
 @dataclass(frozen=True)
 class Stage:
     """A CLI stage: what it does, which config groups it reads, and its function or its issue."""
@@ -391,8 +405,13 @@ STAGES: dict[str, Stage] = {
             ("data", "backtest", "model", "trainer", "forecast", *_RUN),
             run_backtest,
         ),
-        Stage("report", "HTML and Markdown run report", ("run",), issue=10),
-        Stage("monitor", "compare new sales with the last forecast", ("data", *_RUN), issue=10),
+        Stage("report", "HTML and Markdown run report", ("data", "report", *_RUN), run_report),
+        Stage(
+            "monitor",
+            "compare new sales with the last forecast: exceptions for planners",
+            ("data", "monitor", "forecast", "policy", "ray", *_RUN),
+            run_monitor,
+        ),
         Stage(
             "sweep", "hyperparameter search with Ray Tune + Optuna", ("sweep", "model", "ray", *_RUN), issue=7
         ),
