@@ -88,6 +88,7 @@ class SeriesPanel:
     bands: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # level -> (lo, hi)
     actual_dates: Sequence[dt.date] = ()
     actual: np.ndarray = field(default_factory=lambda: np.zeros(0))  # after the cutoff
+    actual_stockout: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # after the cutoff
 
 
 def series_panels(panels: Sequence[SeriesPanel], ncols: int = 2) -> bytes:
@@ -102,11 +103,16 @@ def series_panels(panels: Sequence[SeriesPanel], ncols: int = 2) -> bytes:
                 lo, hi = p.bands[level]
                 ax.fill_between(_d(p.forecast_dates), lo, hi, color=colour, label=f"{level}% band", lw=0)
         ax.plot(_d(p.history_dates), p.history, color=ACTUAL, lw=1.2, label="units sold")
-        if p.stockout.any():
-            idx = np.flatnonzero(p.stockout)
+        out_dates = np.concatenate([_d(p.history_dates), _d(p.actual_dates)])
+        out_vals = np.concatenate([p.history, p.actual])
+        out_mask = np.concatenate(
+            [p.stockout, p.actual_stockout, np.zeros(len(p.actual) - len(p.actual_stockout), bool)]
+        )
+        if out_mask.any():
+            idx = np.flatnonzero(out_mask)
             ax.scatter(
-                _d(p.history_dates)[idx],
-                p.history[idx],
+                out_dates[idx],
+                out_vals[idx],
                 marker="x",
                 color="#b5473a",
                 s=18,
@@ -260,7 +266,13 @@ def kpi_bars(values: Mapping[str, Mapping[str, float]], titles: Mapping[str, str
     for ax, kpi in zip(axes.flat, kpis, strict=False):
         names = list(values[kpi])
         colours = [model_color(p.removeprefix("newsvendor_"), i) for i, p in enumerate(names)]
-        ax.bar(np.arange(len(names)), [values[kpi][p] for p in names], color=colours)
+        vals = [values[kpi][p] for p in names]
+        ax.bar(np.arange(len(names)), vals, color=colours)
+        if not any(np.isfinite(v) and v != 0 for v in vals):
+            ax.set_ylim(0, 1)
+            ax.text(0.5, 0.5, "none", transform=ax.transAxes, ha="center", color="#888888")
+        elif all(not np.isfinite(v) or v >= 0 for v in vals):
+            ax.set_ylim(bottom=0)
         ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(titles[kpi], fontsize=10, loc="left")
         _style(ax)

@@ -76,7 +76,8 @@ def policy(inp: RunInputs, cfg: ReportConfig) -> Section:
             else float("nan")
         )
         rows.append([p, *cells, "-" if p == ref else pct(lift)])
-    sec.tables.append(Table("Per policy (mean over cutoffs)", ["policy", *cols, f"profit vs {ref}"], rows))
+    header = ["policy", *(c.replace("_", " ") for c in cols), f"profit vs {ref}"]
+    sec.tables.append(Table("Per policy (mean over cutoffs)", header, rows))
     if S.PROFIT in values and len(order) > 1:
         best = max(order, key=lambda p: values[S.PROFIT][p] if np.isfinite(values[S.PROFIT][p]) else -np.inf)
         fill = values.get(S.FILL_RATE, {})

@@ -156,12 +156,13 @@ def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
     )
     sec.images.append(("Units sold per day over all series, and the forecast total after the cutoff", png))
     if total.height:
-        last28 = float(hist.tail(28)[S.UNITS_SOLD].sum())
-        ahead = float(total.head(28)[S.MEAN].sum())
-        change = ahead / last28 - 1 if last28 > 0 else float("nan")
+        n = min(28, total.height)
+        before = float(hist.tail(n)[S.UNITS_SOLD].sum())
+        ahead = float(total.head(n)[S.MEAN].sum())
+        change = ahead / before - 1 if before > 0 else float("nan")
         sec.text.append(
-            f"The forecast expects {fmt(ahead)} units over the next {min(28, total.height)} days "
-            f"against {fmt(last28)} sold over the last 28 ({'+' if change >= 0 else ''}{pct(change)})."
+            f"The forecast expects {fmt(ahead)} units over the next {n} days against {fmt(before)} "
+            f"sold over the last {n} ({'+' if change >= 0 else ''}{pct(change)})."
         )
     return sec
 
@@ -224,6 +225,7 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
     last = fc[S.DS].max()
     sales = _sales_window(inp, cutoff - dt.timedelta(days=cfg.history_days - 1), last)  # type: ignore[arg-type]
     panels, rows = [], []
+    n_days = min(28, int(fc[S.STEP].max()))  # type: ignore[arg-type]
     for (sku, wh), role in picked:
         f = fc.filter((pl.col(S.SKU_ID) == sku) & (pl.col(S.WAREHOUSE_ID) == wh)).sort(S.DS)
         if f.is_empty():
@@ -251,6 +253,7 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
                 bands=bands,
                 actual_dates=after[S.DATE].to_list(),
                 actual=after[S.UNITS_SOLD].to_numpy(),
+                actual_stockout=~after[S.IN_STOCK].to_numpy(),
             )
         )
         inside = "-"
@@ -266,8 +269,8 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
                 cats.get(sku, "?"),
                 role,
                 fmt(score),
-                fmt(float(hist[S.UNITS_SOLD].tail(28).sum())),
-                fmt(float(f[S.MEAN].head(28).sum())),
+                fmt(float(hist[S.UNITS_SOLD].tail(n_days).sum())),
+                fmt(float(f[S.MEAN].head(n_days).sum())),
                 str(after.height),
                 inside,
             ]
@@ -287,8 +290,8 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
                     "category",
                     "why shown",
                     cfg.metric,
-                    "sold last 28 d",
-                    "forecast next 28 d",
+                    f"sold last {n_days} d",
+                    f"forecast next {n_days} d",
                     "days of actuals after cutoff",
                     "inside 90% band",
                 ],
