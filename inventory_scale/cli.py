@@ -187,6 +187,54 @@ def _print_summary(summary: dict[str, Any]) -> None:
     Console(stderr=False, soft_wrap=True).print_json(json.dumps(summary, default=str))
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, list):
+        shown = ", ".join(str(v) for v in value[:6])
+        return shown + (f", ... ({len(value)})" if len(value) > 6 else "")
+    return str(value)
+
+
+def _summary_tables(summary: dict[str, Any]) -> list[Any]:
+    """Rich tables of one stage summary: its scalars (nested dicts flattened one level), and one
+    table per list of records (e.g. the backtest's per-model metrics)."""
+    from rich.table import Table
+
+    stage = str(summary.get("stage", "stage"))
+    main_table = Table("key", "value", title=f"{stage} summary", title_justify="left")
+    extra: list[Any] = []
+    for key, value in summary.items():
+        if key == "stage":
+            continue
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                if not isinstance(v, dict | list):
+                    main_table.add_row(f"{key}.{sub}", _cell(v))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            if len(value) > 50 or key == "shards":
+                main_table.add_row(key, f"{len(value)} records")
+                continue
+            cols = list(dict.fromkeys(k for v in value for k in v if not isinstance(v[k], dict | list)))
+            table = Table(*cols, title=f"{stage}: {key}", title_justify="left")
+            for v in value:
+                table.add_row(*(_cell(v.get(c, "")) for c in cols))
+            extra.append(table)
+        else:
+            main_table.add_row(key, _cell(value))
+    return [main_table, *extra]
+
+
+def _print_summary_tables(summary: dict[str, Any]) -> None:
+    """The final summary table(s) of the stage (of every stage for ``pipeline``), on stderr."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    for part in summary.get("stages", [summary]) if summary.get("stage") == "pipeline" else [summary]:
+        for table in _summary_tables(part):
+            console.print(table)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``inventory-scale`` console script; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -213,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InventoryScaleError as e:
         print(f"inventory-scale {name}: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_ERROR
+    _print_summary_tables(summary)
     _print_summary(summary)
     return 0
 

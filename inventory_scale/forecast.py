@@ -150,7 +150,9 @@ def train_shard(
     )
     scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
     stats: dict[str, Any] = {}
-    module, ckpt = fit_forecaster(dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state, stats=stats)
+    module, ckpt = fit_forecaster(
+        dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state, stats=stats, label=f"shard {shard_id}"
+    )
     info = {
         "shard": shard_id,
         "series": packed.n_series,

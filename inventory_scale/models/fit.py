@@ -29,6 +29,7 @@ from inventory_scale.config import ModelConfig, TrainerConfig
 from inventory_scale.errors import ConfigError, InventoryScaleError
 from inventory_scale.models.lstm import LSTMConfig
 from inventory_scale.models.module import ForecastModule, load_forecaster
+from inventory_scale.models.progress import EpochProgress
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def _check_consistent(net_config: LSTMConfig, model_cfg: ModelConfig) -> None:
 
 
 def build_trainer(
-    trainer_cfg: TrainerConfig, ckpt_dir: str, log_dir: str | None = None
+    trainer_cfg: TrainerConfig, ckpt_dir: str, log_dir: str | None = None, label: str = "model"
 ) -> tuple[lightning.Trainer, ModelCheckpoint]:
     """A Trainer with early stopping and best-only checkpointing on ``val_loss``.
 
@@ -55,6 +56,7 @@ def build_trainer(
         trainer_cfg: the ``trainer`` config group.
         ckpt_dir: directory the best checkpoint is written to.
         log_dir: write CSV metrics there when given; no logger otherwise.
+        label: names the fit in the epoch progress lines (``"shard 3"``).
 
     Returns:
         ``(trainer, checkpoint_callback)``.
@@ -71,7 +73,7 @@ def build_trainer(
         limit_train_batches=trainer_cfg.steps_per_epoch,
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         deterministic=trainer_cfg.deterministic,
-        callbacks=[checkpoint, early],
+        callbacks=[checkpoint, early, EpochProgress(label, trainer_cfg.max_epochs)],
         default_root_dir=ckpt_dir,
         logger=CSVLogger(log_dir, name="forecaster") if log_dir is not None else False,
         log_every_n_steps=min(50, trainer_cfg.steps_per_epoch),
@@ -92,6 +94,7 @@ def fit_forecaster(
     *,
     log_dir: str | None = None,
     stats: dict[str, Any] | None = None,
+    label: str = "model",
 ) -> tuple[ForecastModule, str]:
     """Seed, train and return the best model (reloaded from its checkpoint) and the checkpoint path.
 
@@ -106,6 +109,7 @@ def fit_forecaster(
         log_dir: optional directory for CSV metrics.
         stats: when given, filled with ``steps``, ``fit_seconds``, ``windows_per_s`` (training
             windows per second of ``trainer.fit``), ``val_loss``, ``epochs`` and ``device``.
+        label: names the fit in the epoch progress lines (``"shard 3"``).
 
     Returns:
         ``(module, checkpoint_path)``; the module is on CPU in eval mode.
@@ -124,7 +128,7 @@ def fit_forecaster(
         scaler_state=scaler_state,
     )
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
-    trainer, checkpoint = build_trainer(trainer_cfg, ckpt_dir, log_dir)
+    trainer, checkpoint = build_trainer(trainer_cfg, ckpt_dir, log_dir, label)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - t0
