@@ -25,12 +25,12 @@ RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(VENV)/.setup-done ## create .venv (torch 2.13.0 CPU wheel unless a torch imports, then -e .[dev]); quick when done
+setup: $(VENV)/.setup-done ## create .venv (torch 2.13.0 CPU wheel unless a torch imports, then -e .[dev,bench]); quick when done
 
 $(VENV)/.setup-done: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,bench]"
 	@touch $@
 
 demo: setup ## generate a synthetic marketplace and run every built stage on it (local Ray)
@@ -55,7 +55,7 @@ format: setup ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix inventory_scale tests benchmarks
 	$(VENV)/bin/ruff format inventory_scale tests benchmarks
 
-bench: setup ## benchmark against peer libraries (needs the bench extra)
+bench: setup ## ours vs neuralforecast, statsforecast, LightGBM: ARGS="bench=tiny|quick|full" (default quick)
 	$(CLI) bench $(ARGS)
 
 bench-synth: setup ## time and peak memory of generating 100,000 series x 730 days

@@ -16,7 +16,9 @@ target is checked against; every one is reported.
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,7 +84,8 @@ def _batch(net: DeepARNet, batch_size: int, seed: int = 0) -> dict[str, torch.Te
     }
 
 
-def _train_rate(net: DeepARNet, batch_size: int, seconds: float, bf16: bool) -> float:
+def _train_step(net: DeepARNet, batch_size: int, bf16: bool) -> Callable[[], None]:
+    """One training step (loss, backward, AdamW) on a fixed synthetic batch."""
     batch = _batch(net, batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     net.train()
@@ -94,7 +97,18 @@ def _train_rate(net: DeepARNet, batch_size: int, seconds: float, bf16: bool) -> 
         loss.backward()
         opt.step()
 
-    return _rate(step, seconds) * batch_size
+    return step
+
+
+def profile_training(net: DeepARNet, batch_size: int, steps: int = 3, rows: int = 12) -> str:
+    """torch.profiler table (self CPU time) of ``steps`` fp32 training steps: where the time goes."""
+    step = _train_step(net, batch_size, bf16=False)
+    step()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    table: str = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    return table
 
 
 def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dict[str, Any]:
@@ -126,7 +140,7 @@ def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dic
     if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         plans.append(("bf16_4x", 4 * shape.batch_size, True))
     for name, batch_size, bf16 in plans:
-        wps = _train_rate(net, batch_size, seconds, bf16)
+        wps = _rate(_train_step(net, batch_size, bf16), seconds) * batch_size
         variants[name] = {
             "batch_size": batch_size,
             "windows_per_s": wps,
@@ -135,6 +149,7 @@ def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dic
         }
         log.info("lstm train %s: %.0f windows/s, %.1f GFLOP/s", name, wps, wps * flops / 1e9)
     best = max(variants, key=lambda k: variants[k]["windows_per_s"])
+    profile = profile_training(net, shape.batch_size)
     net.eval()
     batch = _batch(net, shape.batch_size)
     with torch.no_grad():
@@ -157,4 +172,19 @@ def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dic
         "train_peak_share": variants[best]["peak_share"],
         "inference_windows_per_s": infer,
         "paths_per_s": paths,
+        "profile": profile,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m inventory_scale.bench.hardware JSON OUT``: JSON holds shape, threads, seconds."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(args[0])
+    result = lstm_efficiency(LSTMShape(**spec["shape"]), int(spec["threads"]), float(spec["seconds"]))
+    with open(args[1], "w") as f:
+        json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

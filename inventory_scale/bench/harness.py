@@ -95,11 +95,13 @@ def ensure_dataset(cfg: Config) -> None:
     """Generate (synthetic) or import (real) ``cfg.data`` unless its root holds the same dataset."""
     from inventory_scale.pipeline import run_generate
 
-    fields = ("name", "n_skus", "n_warehouses", "days", "max_series")
+    synthetic = cfg.data.name == "synthetic"
+    fields = ("name", "max_series") + (("n_skus", "n_warehouses", "days") if synthetic else ())
     manifest = read_manifest(cfg.data.root)
     if manifest is not None:
         made = manifest.get("config", {}).get("data", {})
-        if all(made.get(f) == getattr(cfg.data, f) for f in fields) and manifest.get("seed") == cfg.seed:
+        same = all(made.get(f) == getattr(cfg.data, f) for f in fields)
+        if same and (not synthetic or manifest.get("seed") == cfg.seed):
             return
         io.remove(cfg.data.root)
     log.info("bench: writing dataset %s to %s", cfg.data.name, cfg.data.root)
@@ -144,6 +146,22 @@ def peer_settings(cfg: Config, threads: int) -> peers.PeerSettings:
     )
 
 
+def child_env(threads: int) -> dict[str, str]:
+    """Environment of every child: ``threads`` OpenMP/MKL threads, passive OpenMP waiting.
+
+    ``OMP_WAIT_POLICY=PASSIVE`` (unless set already): with the default spin-waiting, an LSTM on 2
+    threads of a machine that other processes also load ran 15-40x slower here (every time step
+    ends in a barrier that waits for a descheduled thread); passive waiting costs little on an
+    idle machine. Every model gets the same environment.
+    """
+    env = {
+        **os.environ,
+        **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")},
+    }
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
 def run_model(spec: ChildSpec, threads: int) -> dict[str, Any]:
     """Run one child process; returns its result with ``peak_rss_mib`` and ``wall_seconds``.
 
@@ -153,10 +171,6 @@ def run_model(spec: ChildSpec, threads: int) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     spec_path = out / "spec.pkl"
     spec_path.write_bytes(pickle.dumps(spec))
-    env = {
-        **os.environ,
-        **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")},
-    }
     log_path = out / "child.log"
     t0 = time.perf_counter()
     with open(log_path, "wb") as logf:
@@ -164,7 +178,7 @@ def run_model(spec: ChildSpec, threads: int) -> dict[str, Any]:
             [sys.executable, "-m", "inventory_scale.bench.child", str(spec_path)],
             stdout=logf,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child_env(threads),
         )
         sampler = TreeSampler(proc.pid)
         sampler.start()
@@ -253,6 +267,8 @@ def bench_dataset(
     base = dataclasses.replace(cfg, data=data_cfg)
     ensure_dataset(base)
     ours_cfg = apply_overrides(base, {"ray.num_cpus": threads, **ds.ours})
+    if ours_cfg.ray.num_cpus_per_task > threads:  # a task must fit in the cores the models get
+        ours_cfg = apply_overrides(ours_cfg, {"ray.num_cpus_per_task": float(threads)})
     last = io.scan_table(data_cfg.root, S.SALES).select(pl.col(S.DATE).max()).collect().item()
     cutoffs = backtest_cutoffs(last, "1d", ds.horizon, ds.cutoffs, ds.step)
     settings = peer_settings(ours_cfg, threads)
@@ -317,6 +333,19 @@ def raise_failures(rows: list[dict[str, Any]]) -> None:
         raise InventoryScaleError(f"bench: {len(failed)} model run(s) failed: {', '.join(failed[:5])}")
 
 
+def measure_hardware(shape: Any, threads: int, seconds: float, work: Path) -> dict[str, Any]:
+    """:func:`.hardware.lstm_efficiency` in a child process with the models' environment."""
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "hardware.json"
+    args = json.dumps({"shape": dataclasses.asdict(shape), "threads": threads, "seconds": seconds})
+    cmd = [sys.executable, "-m", "inventory_scale.bench.hardware", args, str(out)]
+    proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InventoryScaleError(f"bench: hardware measurement failed: {proc.stderr.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def run_bench(cfg: Config) -> dict[str, Any]:
     """``inventory-scale bench``: hardware figures, then every model on every dataset; write tables.
 
@@ -327,7 +356,7 @@ def run_bench(cfg: Config) -> dict[str, Any]:
         ConfigError: a peer's library is missing (with ``bench.require_peers``) or the output is remote.
         InventoryScaleError: a model failed (after the tables are written, naming it).
     """
-    from inventory_scale.bench.hardware import LSTMShape, lstm_efficiency
+    from inventory_scale.bench.hardware import LSTMShape
     from inventory_scale.bench.table import build_results, markdown, provenance, write_tables
 
     bench = cfg.bench
@@ -352,7 +381,7 @@ def run_bench(cfg: Config) -> dict[str, Any]:
             batch_size=first.model.batch_size,
             num_paths=min(100, first.forecast.num_paths),
         )
-        hardware = lstm_efficiency(shape, threads, bench.hardware_seconds)
+        hardware = measure_hardware(shape, threads, bench.hardware_seconds, Path(out) / "work")
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for ds in bench.datasets:

@@ -207,6 +207,12 @@ def markdown(results: pl.DataFrame, hardware: dict[str, Any] | None) -> str:
             "",
             f"Inference: {hardware['inference_windows_per_s']:,.0f} windows/s (forward, no grad); "
             f"{hardware['paths_per_s']:,.0f} sample paths/s.",
+            "",
+            "Where fp32 training time goes (torch.profiler, self CPU time; full table in lstm_profile.txt):",
+            "",
+            "```",
+            *str(hardware.get("profile", "")).strip().splitlines()[:9],
+            "```",
         ]
     lines += ["", "## Targets (issue #9)", "", *(targets(results, hardware) or ["- nothing to check"])]
     lines += ["", "## Provenance", ""]
@@ -225,7 +231,8 @@ def write_tables(results: pl.DataFrame, hardware: dict[str, Any] | None, out_dir
     (out / "results.md").write_text(markdown(results, hardware))
     if hardware:
         prov = {k: results[k][0] for k in ("machine", "versions", "command", "git_revision", "created_utc")}
-        flat = {k: v for k, v in hardware.items() if k != "variants"}
+        flat = {k: v for k, v in hardware.items() if k not in ("variants", "profile")}
+        (out / "lstm_profile.txt").write_text(str(hardware.get("profile", "")))
         flat.update({f"{n}_{k}": v for n, var in hardware["variants"].items() for k, v in var.items()})
         pl.DataFrame([{**flat, **prov}]).write_parquet(out / "hardware.parquet")
         (out / "hardware.json").write_text(json.dumps(hardware, indent=2))
