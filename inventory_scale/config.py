@@ -363,7 +363,13 @@ class BacktestConfig:
 
 @dataclass
 class SweepConfig:
-    """Hyperparameter search (Ray Tune + Optuna); ``space`` maps config keys to distributions."""
+    """Hyperparameter search (Ray Tune + Optuna TPE + ASHA; ``inventory_scale/sweep.py``).
+
+    ``space`` maps config keys to distributions (``sweep_space.py``); ``overrides`` sets keys to
+    fixed values for every trial (the trial budget). Trials are scored with ``metric`` on the
+    ``horizon`` after ``cutoffs`` validation origins ending at ``end`` (null: ``backtest.end`` or
+    the last date), for the series of ``shards`` shards of the base sharding.
+    """
 
     name: str = "lstm_small"
     num_samples: int = 16
@@ -371,10 +377,40 @@ class SweepConfig:
     metric: str = "rmsse"
     time_budget_s: float | None = None
     space: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    shards: int = 2
+    cutoffs: int = 1
+    end: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    grace_period: int = 1
+    reduction_factor: int = 2
+    include_default: bool = True
+    resume: bool = True
 
     def __post_init__(self) -> None:
+        _require(bool(self.name) and "/" not in self.name, "sweep.name", "must be a plain name", self.name)
         _require(self.num_samples > 0, "sweep.num_samples", "must be > 0", self.num_samples)
         _require(self.max_concurrent > 0, "sweep.max_concurrent", "must be > 0", self.max_concurrent)
+        _require(
+            self.metric in ("rmsse", "crps", "mase", "spl"),
+            "sweep.metric",
+            "must be rmsse, crps, mase or spl",
+            self.metric,
+        )
+        _require(
+            self.time_budget_s is None or self.time_budget_s > 0,
+            "sweep.time_budget_s",
+            "must be > 0 or null",
+            self.time_budget_s,
+        )
+        _require(self.shards > 0, "sweep.shards", "must be > 0", self.shards)
+        _require(self.cutoffs > 0, "sweep.cutoffs", "must be > 0", self.cutoffs)
+        _check_date("sweep.end", self.end)
+        _require(self.cpus_per_trial > 0, "sweep.cpus_per_trial", "must be > 0", self.cpus_per_trial)
+        _require(self.gpus_per_trial >= 0, "sweep.gpus_per_trial", "must be >= 0", self.gpus_per_trial)
+        _require(self.grace_period > 0, "sweep.grace_period", "must be > 0", self.grace_period)
+        _require(self.reduction_factor >= 2, "sweep.reduction_factor", "must be >= 2", self.reduction_factor)
 
 
 @dataclass

@@ -292,15 +292,15 @@ def run_backtest(cfg: Config) -> Summary:
     return summary
 
 
-def run_bench(cfg: Config) -> Summary:
-    """Ours against the peer libraries on the same data and cutoffs (see bench/harness.py).
+def run_sweep(cfg: Config) -> Summary:
+    """Hyperparameter search over ``sweep.space`` with Ray Tune + Optuna + ASHA (see sweep.py).
 
-    Needs the ``bench`` extra for the peers (``pip install -e .[bench]``); writes
-    ``<run.dir>/bench/results.{parquet,md}`` and ``hardware.parquet``.
+    Writes ``<run.dir>/sweeps/<sweep.name>/`` (Tune state, ``results.parquet``, the best config
+    as ``experiment/<name>_best.yaml``); an interrupted sweep resumes from that state.
     """
-    from inventory_scale.bench.harness import run_bench as bench
+    from inventory_scale.sweep import run_sweep as sweep
 
-    return bench(cfg)
+    return sweep(cfg, storage_options(cfg))
 
 
 def run_report(cfg: Config) -> Summary:
@@ -315,6 +315,17 @@ def run_monitor(cfg: Config) -> Summary:
     from inventory_scale.monitor import run_monitor as monitor
 
     return monitor(cfg, storage_options(cfg))
+
+
+def run_bench(cfg: Config) -> Summary:
+    """Ours against the peer libraries on the same data and cutoffs (see bench/harness.py).
+
+    Needs the ``bench`` extra for the peers (``pip install -e .[bench]``); writes
+    ``<run.dir>/bench/results.{parquet,md}`` and ``hardware.parquet``.
+    """
+    from inventory_scale.bench.harness import run_bench as bench
+
+    return bench(cfg)
 
 
 @dataclass(frozen=True)
@@ -413,7 +424,10 @@ STAGES: dict[str, Stage] = {
             run_monitor,
         ),
         Stage(
-            "sweep", "hyperparameter search with Ray Tune + Optuna", ("sweep", "model", "ray", *_RUN), issue=7
+            "sweep",
+            "hyperparameter search with Ray Tune + Optuna",
+            ("sweep", "data", "model", "trainer", "ray", *_RUN),
+            run_sweep,
         ),
         Stage(
             "pipeline",
