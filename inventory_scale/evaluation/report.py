@@ -105,22 +105,31 @@ def _html_table(t: Table) -> str:
     return f"<table><caption>{html.escape(t.caption)}</caption><tr>{head}</tr>{body}</table>"
 
 
+def section_html(s: Section) -> str:
+    """One section as HTML (``<section id=key>``); notebooks display it with ``IPython.display.HTML``."""
+    body = [f"<h2>{html.escape(s.title)}</h2>"]
+    body += [f'<p class="missing">{_inline(m)}</p>' for m in s.missing]
+    body += [f"<p>{_inline(t)}</p>" for t in s.text]
+    for caption, png in s.images:
+        data = base64.b64encode(png).decode("ascii")
+        body.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+    body += [_html_table(t) for t in s.tables]
+    return f'<section id="{s.key}">{"".join(body)}</section>'
+
+
+def build_section(key: str, cfg: Config, opts: io.StorageOptions | None = None) -> Section:
+    """One section of the report of ``cfg.run.dir`` by key (see :data:`SECTION_KEYS`)."""
+    inp = RunInputs(cfg.run.dir, cfg.data.root, opts)
+    return dict(zip(SECTION_KEYS, BUILDERS, strict=True))[key](inp, cfg.report)
+
+
 def render_html(sections: list[Section], title: str, subtitle: str) -> str:
     """The self-contained HTML page: inline CSS, base64 PNG images, no scripts."""
     nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
-    parts = []
-    for s in sections:
-        body = [f"<h2>{html.escape(s.title)}</h2>"]
-        body += [f'<p class="missing">{_inline(m)}</p>' for m in s.missing]
-        body += [f"<p>{_inline(t)}</p>" for t in s.text]
-        for caption, png in s.images:
-            data = base64.b64encode(png).decode("ascii")
-            body.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-        body += [_html_table(t) for t in s.tables]
-        parts.append(f'<section id="{s.key}">{"".join(body)}</section>')
+    parts = [section_html(s) for s in sections]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
