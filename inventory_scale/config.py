@@ -496,7 +496,7 @@ class MonitorConfig:
 
     False alarms on a calibrated forecast (independent days): a band run of ``band_days`` days
     outside the 90% band has probability <= ``0.1 ** band_days`` per start day; the level-shift
-    sign test is sized to ``shift_alpha`` (see ``inventory_scale/monitor.py``).
+    sign test is sized to ``shift_alpha`` (see ``inventory_scale/evaluation/exceptions.py``).
     """
 
     asof: str | None = None

@@ -1,7 +1,8 @@
 """The run report: one self-contained HTML file (charts embedded) and a Markdown summary.
 
 ``inventory-scale report run.dir=DIR`` reads whatever DIR holds (see ``report_inputs.py``), builds
-the sections of ``report_sections.py`` and ``report_inventory.py`` and writes::
+the sections of ``report_sections.py``, ``report_events.py`` and ``report_inventory.py`` and
+writes::
 
     <report.dir or run.dir/report>/report.html   every section, PNG charts base64-embedded, no JS
     <report.dir or run.dir/report>/report.md     the same numbers as Markdown tables, for terminals
@@ -23,7 +24,7 @@ from typing import Any
 
 from inventory_scale.config import Config
 from inventory_scale.data import io
-from inventory_scale.evaluation import report_inventory, report_sections
+from inventory_scale.evaluation import report_events, report_inventory, report_sections
 from inventory_scale.evaluation.report_inputs import RunInputs
 from inventory_scale.evaluation.report_sections import Section, Table
 from inventory_scale.manifest import build_manifest, write_manifest
@@ -38,7 +39,7 @@ BUILDERS: tuple[Builder, ...] = (
     report_sections.forecasts,
     report_sections.accuracy,
     report_sections.calibration,
-    report_sections.events,
+    report_events.events,
     report_inventory.policy,
     report_inventory.plans,
 )

@@ -7,8 +7,7 @@ whose input is absent says so in ``missing`` and carries no image; it never rais
 Sections, in report order: ``overview`` (the run at a glance), ``forecasts`` (forecast vs actual
 with 80/90% bands for chosen and worst series), ``accuracy`` (by category, warehouse and velocity
 class against the baselines), ``calibration`` (interval coverage), ``events`` (seasonal event
-lift), ``policy`` (backtest policy comparison) and ``plans`` (per-warehouse plan summary; in
-``report_plans.py``).
+lift; in ``report_events.py``), ``policy`` and ``plans`` (in ``report_inventory.py``).
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ def series_name(sku: str, wh: str) -> str:
     return f"{sku}/{wh}"
 
 
-def _sales_window(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
+def sales_window(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
     """Sales rows with ``start <= date <= end`` (all series)."""
     lf = inp.sales()
     if lf is None:
@@ -138,7 +137,7 @@ def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
         sec.missing.append("No sales or no cutoff: the total demand chart needs both.")
         return sec
     end = cutoff if fc is None else max(fc[S.DS].max(), cutoff)  # type: ignore[type-var]
-    sales = _sales_window(inp, cutoff - dt.timedelta(days=TOTAL_DAYS), end)  # type: ignore[arg-type]
+    sales = sales_window(inp, cutoff - dt.timedelta(days=TOTAL_DAYS), end)  # type: ignore[arg-type]
     daily = sales.group_by(S.DATE).agg(pl.col(S.UNITS_SOLD).sum()).sort(S.DATE)
     hist, after = daily.filter(pl.col(S.DATE) <= cutoff), daily.filter(pl.col(S.DATE) > cutoff)
     total = (
@@ -170,7 +169,7 @@ def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
 def _chosen(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame, cutoff: dt.date) -> list[tuple[str, str]]:
     if cfg.series:
         return [tuple(s.split("/", 1)) for s in cfg.series]  # type: ignore[misc]
-    recent = _sales_window(inp, cutoff - dt.timedelta(days=27), cutoff)
+    recent = sales_window(inp, cutoff - dt.timedelta(days=27), cutoff)
     top = (
         recent.join(fc.select(S.SKU_ID, S.WAREHOUSE_ID).unique(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
         .group_by(S.SKU_ID, S.WAREHOUSE_ID)
@@ -223,7 +222,7 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
     products = inp.data_table(S.PRODUCTS)
     cats = {} if products is None else dict(products.select(S.SKU_ID, S.CATEGORY).iter_rows())
     last = fc[S.DS].max()
-    sales = _sales_window(inp, cutoff - dt.timedelta(days=cfg.history_days - 1), last)  # type: ignore[arg-type]
+    sales = sales_window(inp, cutoff - dt.timedelta(days=cfg.history_days - 1), last)  # type: ignore[arg-type]
     panels, rows = [], []
     n_days = min(28, int(fc[S.STEP].max()))  # type: ignore[arg-type]
     for (sku, wh), role in picked:
@@ -413,128 +412,3 @@ def calibration(inp: RunInputs, cfg: ReportConfig) -> Section:
         )
         sec.text.append(f"The {ours} 90% interval holds {pct(c)} of actuals: {judge}.")
     return sec
-
-
-def _region_daily(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Units sold per (region, date) between ``start`` and ``end``."""
-    whs = inp.data_table(S.WAREHOUSES)
-    sales = _sales_window(inp, start, end)
-    if whs is None or sales.is_empty():
-        return pl.DataFrame(schema={S.REGION: pl.String, S.DATE: pl.Date, S.UNITS_SOLD: pl.Float64})
-    return (
-        sales.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID, how="inner")
-        .group_by(S.REGION, S.DATE)
-        .agg(pl.col(S.UNITS_SOLD).cast(pl.Float64).sum())
-    )
-
-
-def events(inp: RunInputs, cfg: ReportConfig) -> Section:
-    """Seasonal event lift: units sold around each event against its pre-event baseline.
-
-    The index of a day is its units sold (all series of the event's region) over the mean of the
-    28 days before the window; the forecast's index (sum of the forecast means) is drawn where the
-    forecast horizon covers an occurrence, with the actual after the cutoff when it has arrived.
-    """
-    sec = Section("events", "Seasonal events: forecast vs actual lift")
-    cal, whs, cutoff = inp.data_table(S.CALENDAR), inp.data_table(S.WAREHOUSES), inp.cutoff()
-    if cal is None or whs is None or inp.sales() is None:
-        sec.missing.append(
-            "No `calendar`, `warehouses` or `sales` in the dataset: event lift needs all three."
-        )
-        return sec
-    pattern = "(?i)" + "|".join(_escape(e) for e in cfg.events)
-    regions = whs[S.REGION].unique().to_list()
-    occ = cal.filter(pl.col(S.EVENT_NAME).str.contains(pattern) & pl.col(S.REGION).is_in(regions))
-    span = inp.sales().select(pl.col(S.DATE).min().alias("lo"), pl.col(S.DATE).max().alias("hi")).collect()  # type: ignore[union-attr]
-    lo, hi = span["lo"][0], span["hi"][0]
-    fc = inp.forecasts()
-    fc_end = hi if fc is None else max(hi, fc[S.DS].max())
-    before, after, base_days = cfg.event_before, cfg.event_after, 28
-    occ = occ.filter(
-        (pl.col(S.DATE) - pl.duration(days=before + base_days) >= lo) & (pl.col(S.DATE) <= fc_end)
-    ).sort(S.DATE)
-    if occ.is_empty():
-        sec.missing.append(
-            f"No occurrence of {', '.join(cfg.events)} inside the sales history "
-            f"(with {before + base_days} days before it)."
-        )
-        return sec
-    daily = _region_daily(inp, lo, hi)
-    fc_daily = (
-        None
-        if fc is None
-        else fc.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID)
-        .group_by(S.REGION, S.DS)
-        .agg(pl.col(S.MEAN).cast(pl.Float64).sum())
-    )
-    offsets = np.arange(-before, after + 1)
-    profiles, rows = [], []
-    for name in cfg.events:
-        prof = plots.EventProfile(event=name, offsets=offsets, actual={})
-        mine = occ.filter(pl.col(S.EVENT_NAME).str.contains("(?i)" + _escape(name)))
-        for day, region, full in (
-            mine.select(S.DATE, S.REGION, S.EVENT_NAME).unique(maintain_order=True).tail(4).iter_rows()
-        ):
-            dates = [day + dt.timedelta(days=int(o)) for o in offsets]
-            start = dates[0]
-            reg = daily.filter(pl.col(S.REGION) == region)
-            base = reg.filter(
-                pl.col(S.DATE).is_between(start - dt.timedelta(days=base_days), start - dt.timedelta(days=1))
-            )
-            if base.height < base_days // 2 or float(base[S.UNITS_SOLD].mean() or 0) <= 0:  # type: ignore[arg-type]
-                continue
-            b = float(base[S.UNITS_SOLD].mean())  # type: ignore[arg-type]
-            label = f"{day.year} {region}"
-            act = _on(reg, S.DATE, S.UNITS_SOLD, dates) / b
-            if np.isfinite(act).any():
-                prof.actual[label] = act
-            fc_lift = float("nan")
-            if fc_daily is not None and cutoff is not None and cutoff < day <= fc_end:
-                fvals = _on(fc_daily.filter(pl.col(S.REGION) == region), S.DS, S.MEAN, dates) / b
-                prof.forecast[label] = np.where(np.array(dates) > cutoff, fvals, np.nan)
-                fc_lift = float(prof.forecast[label][before])
-            rows.append(
-                [
-                    full,
-                    label,
-                    fmt(b),
-                    fmt(float(act[before]), 3),
-                    fmt(float(np.nanmax(act[before:])) if np.isfinite(act[before:]).any() else None, 3),
-                    fmt(fc_lift, 3),
-                ]
-            )
-        if prof.actual or prof.forecast:
-            profiles.append(prof)
-    if not profiles:
-        sec.missing.append("The events found have no sales baseline (zero sales before them).")
-        return sec
-    sec.images.append(
-        (
-            "Units sold around each event over the pre-event baseline (1.0); dashed: forecast",
-            plots.event_profiles(profiles),
-        )
-    )
-    sec.tables.append(
-        Table(
-            "Lift on the event day (x baseline) and the peak up to the days after",
-            ["event", "occurrence", "baseline units/day", "actual lift", "actual peak", "forecast lift"],
-            rows,
-        )
-    )
-    if not any(p.forecast for p in profiles):
-        horizon = 0 if fc is None else int(fc[S.STEP].max())  # type: ignore[arg-type]
-        sec.text.append(
-            f"The forecast window ({cutoff} + {horizon} days) covers none of these events: the chart "
-            "shows how past occurrences lifted sales, the lift the model has to learn."
-        )
-    return sec
-
-
-def _escape(text: str) -> str:
-    return "".join("\\" + c if c in r".^$*+?()[]{}|\\" else c for c in text)
-
-
-def _on(frame: pl.DataFrame, date_col: str, value_col: str, dates: list[dt.date]) -> np.ndarray:
-    """``[len(dates)]`` values of ``value_col`` on ``dates`` (NaN where absent)."""
-    lookup = dict(frame.select(date_col, value_col).iter_rows())
-    return np.array([float(lookup[d]) if d in lookup else np.nan for d in dates])
