@@ -126,7 +126,7 @@ def _ours(spec: ChildSpec) -> list[dict[str, Any]]:
                     "train_gflops": windows * flops / (t1 - t0) / 1e9,
                     "flops_per_window": flops,
                     "paths_per_s": paths / (t2 - t1),
-                    "inference_windows_per_s": paths / cfg.forecast.num_paths / (t2 - t1),
+                    "forecast_series_per_s": paths / cfg.forecast.num_paths / (t2 - t1),
                 }
             )
             log.info("ours %s: fit %.1fs, predict %.1fs", cutoff, t1 - t0, t2 - t1)

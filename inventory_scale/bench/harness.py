@@ -185,7 +185,8 @@ def run_model(spec: ChildSpec, threads: int) -> dict[str, Any]:
         rc = proc.wait()
         sampler.stop()
     wall = time.perf_counter() - t0
-    peak = sampler.peaks()["tree_peak_mib"]
+    peaks = sampler.peaks()
+    peak = peaks["tree_peak_mib"]
     if rc != 0 or not (out / RESULT).exists():
         tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
         log.error("bench: %s failed (exit %d), see %s: %s", spec.model, rc, log_path, " | ".join(tail))
@@ -197,7 +198,13 @@ def run_model(spec: ChildSpec, threads: int) -> dict[str, Any]:
         }
     result: dict[str, Any] = json.loads((out / RESULT).read_text())
     log.info("bench: %s done in %.1fs, peak RSS %d MiB", spec.model, wall, peak)
-    return {**result, "status": "ok", "peak_rss_mib": peak, "wall_seconds": wall}
+    return {
+        **result,
+        "status": "ok",
+        "peak_rss_mib": peak,
+        "worker_peak_mib": peaks["worker_peak_mib"] or None,
+        "wall_seconds": wall,
+    }
 
 
 def _complete(actuals: pl.DataFrame, horizon: int) -> pl.DataFrame:
@@ -308,6 +315,7 @@ def bench_dataset(
                 "fit_s": mean("fit_seconds"),
                 "predict_s": mean("predict_seconds"),
                 "peak_rss_mib": res.get("peak_rss_mib"),
+                "ray_worker_peak_mib": res.get("worker_peak_mib"),
                 "wall_s": res.get("wall_seconds"),
                 "train_steps": mean("steps"),
                 "train_windows_per_s": mean("train_windows_per_s"),

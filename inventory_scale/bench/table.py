@@ -9,6 +9,7 @@
 | ``rmsse`` .. ``bias`` | mean over cutoffs of the overall metrics (``evaluation.metrics``) |
 | ``fit_s``, ``predict_s`` | wall seconds per cutoff of the fit and of the forecast |
 | ``peak_rss_mib`` | peak RSS of the model's process tree over all cutoffs (Ray's processes for ours) |
+| ``ray_worker_peak_mib`` | ours: peak RSS of the largest Ray worker (the training, without Ray's daemons) |
 | ``train_steps`` .. ``paths_per_s`` | training steps per cutoff; ours: windows/s, GFLOP/s, paths/s |
 | ``ratio_<x>`` | ours' ``x`` / this row's ``x`` on the same dataset (< 1: ours lower) |
 | ``machine``, ``versions``, ``command``, ``git_revision``, ``created_utc`` | provenance |
@@ -170,7 +171,8 @@ def targets(results: pl.DataFrame, hardware: dict[str, Any] | None) -> list[str]
 
 MAIN_COLUMNS = [
     "dataset", "model", "status", "n_series", "rmsse", "wrmsse", "mase", "spl", "crps",
-    "coverage_80", "coverage_90", "bias", "fit_s", "predict_s", "peak_rss_mib", "train_steps",
+    "coverage_80", "coverage_90", "bias", "fit_s", "predict_s", "peak_rss_mib", "ray_worker_peak_mib",
+    "train_steps",
 ]  # fmt: skip
 
 
