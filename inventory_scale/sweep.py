@@ -362,8 +362,15 @@ def run_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, A
     if cfg.sweep.include_default:
         point = default_point(list(plan.params), plan.cfg)
 
-        def rescore(p: dict[str, Any]) -> float:
-            return float(run_trial(plan, p, lambda _: None)[plan.metric])
+        def rescore(p: dict[str, Any]) -> float:  # in this process, with a trial's threads
+            import torch
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, int(cfg.sweep.cpus_per_trial)))
+            try:
+                return float(run_trial(plan, p, lambda _: None)[plan.metric])
+            finally:
+                torch.set_num_threads(threads)
 
         summary.update(R.default_score(point, table, plan.metric, stored.get("default"), rescore))
     seconds = round(time.perf_counter() - t0, 1)

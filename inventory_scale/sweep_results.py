@@ -44,8 +44,14 @@ def overlay_name(name: str) -> str:
 
 def results_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> pl.DataFrame:
     """Trial rows -> the results frame, sorted by the final metric then the last report."""
+    points: dict[str, list[Any]] = {k: [r["point"].get(k) for r in rows] for k in keys}
+    for k, values in points.items():  # a choice of mixed types (500, 2000, "all") -> strings
+        types = {type(v) for v in values if v is not None}
+        if len(types) > 1 and not types <= {int, float}:
+            points[k] = [None if v is None else str(v) for v in values]
     flat = [
-        {**{k: v for k, v in r.items() if k != "point"}, **{k: r["point"].get(k) for k in keys}} for r in rows
+        {**{k: v for k, v in r.items() if k != "point"}, **{k: points[k][i] for k in keys}}
+        for i, r in enumerate(rows)
     ]
     schema: dict[str, Any] = {
         "trial_id": pl.String,
@@ -62,9 +68,9 @@ def results_table(rows: list[dict[str, Any]], keys: list[str], metric: str) -> p
         if flat
         else pl.DataFrame(schema=schema)
     )
-    for k in keys:
+    for k in [*schema, *keys]:
         if k not in frame.columns:
-            frame = frame.with_columns(pl.lit(None).alias(k))
+            frame = frame.with_columns(pl.lit(None, dtype=schema.get(k, pl.Null)).alias(k))
     return frame.select(*schema, *keys).sort([metric, f"last_{metric}"], nulls_last=True)
 
 

@@ -229,8 +229,8 @@ def default_point(params: list[Param], base: Config) -> dict[str, Any] | None:
         value: Any = base
         for part in p.key.split("."):
             value = getattr(value, part)
-        if p.kind in ("int", "logint") and isinstance(value, str):
-            value = int(value) if value.isdigit() else value
+        if isinstance(value, str) and value.isdigit() and (p.kind != "choice" or value not in p.values):
+            value = int(value)  # ray.shard_size "2000" searched as a number
         if not p.contains(value):
             return None
         point[p.key] = value

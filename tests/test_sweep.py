@@ -18,7 +18,8 @@ from conftest import TINY
 from inventory_scale.cli import load_config, main
 from inventory_scale.errors import ConfigError
 from inventory_scale.sweep import check_sweep
-from inventory_scale.sweep_space import apply_overrides, parse_space
+from inventory_scale.sweep_results import results_table
+from inventory_scale.sweep_space import apply_overrides, default_point, parse_space
 
 pytestmark = pytest.mark.ray
 
@@ -53,6 +54,14 @@ def test_space_keys_are_checked_against_the_config() -> None:
     for key, spec in bad.items():
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             parse_space({key: spec}, cfg)
+    mixed = parse_space({"ray.shard_size": {"type": "choice", "values": [500, 2000, "all"]}}, cfg)
+    assert default_point(mixed, cfg) == {"ray.shard_size": 2000}  # the config's "2000"
+    rows = [
+        {"trial_id": t, "status": "complete", "rmsse": r, "point": {"ray.shard_size": v}}
+        for t, r, v in (("a", 0.9, 500), ("b", 0.8, "all"))
+    ]
+    table = results_table(rows, ["ray.shard_size"], "rmsse")
+    assert table["trial_id"].to_list() == ["b", "a"] and table["ray.shard_size"].to_list() == ["all", "500"]
     cfg.sweep.overrides = {"trainer.max_epochz": 2}
     with pytest.raises(ConfigError, match=r"trainer\.max_epochz"):
         check_sweep(cfg)
