@@ -17,9 +17,11 @@ Ray is started (``ray=local``, 127.0.0.1) or connected (``ray=cluster``) by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -204,7 +206,8 @@ def run_tune(
                 ),
             )
         t0 = time.monotonic()
-        grid = tuner.fit()
+        with contextlib.redirect_stdout(sys.stderr):  # Tune's banners: stdout stays the summary JSON
+            grid = tuner.fit()
         unfinished = unfinished_trials(storage, opts)
         budget = cfg.sweep.time_budget_s
         if unfinished and budget is not None and time.monotonic() - t0 >= budget:
