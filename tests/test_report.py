@@ -48,8 +48,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Path]:
     assert main(["generate", *args]) == 0
     args += [f"run.cutoff={CUTOFF}", "ray=inprocess", "backtest.cutoffs=1"]
     args += ["backtest.policies=[newsvendor,seasonal_naive_ss]"]
-    for stage in ("train", "forecast", "optimize", "backtest", "report"):  # pipeline minus validate,
-        assert main([stage, *args]) == 0  # which refuses sales after run.cutoff
+    for stage in ("train", "forecast", "optimize", "backtest", "monitor", "report"):  # not validate:
+        assert main([stage, *args]) == 0  # it refuses sales after run.cutoff
     return args, base / "run" / "report"
 
 
@@ -86,7 +86,7 @@ def test_every_section_has_a_chart_and_no_missing_input(run: tuple[list[str], Pa
         assert images, key
         for b64 in images:
             img = _png(b64)
-            assert img.shape[0] > 150 and img.shape[1] > 300 and _not_blank(img), key
+            assert img.shape[0] > 100 and img.shape[1] > 300 and _not_blank(img), key
     assert "<script" not in page and "http://" not in page and "https://" not in page  # self-contained
     manifest = json.loads((out / "manifest.json").read_text())
     assert set(manifest["sections"].values()) == {"ok"}
@@ -143,6 +143,13 @@ def test_markdown_numbers_match_the_run_outputs(run: tuple[list[str], Path]) -> 
     xmas = [r for r in ev[1:] if r[0] == "Christmas"]
     assert xmas and any(r[-1] != "-" and float(r[-1]) > 0 for r in xmas)
     assert {r[0] for r in ev[1:]} >= {"Black Friday", "Christmas"}
+    # exceptions: the rows of monitor/exceptions, most severe first
+    exc = io.read_table(io.join(cfg.run.dir, "monitor"), S.EXCEPTIONS)
+    shown = _md_table(md, f"Most severe (first {min(exc.height, 15)} of {exc.height})")
+    assert [r[0] for r in shown[1:]] == exc[S.SEVERITY].head(15).to_list()
+    assert [r[2] for r in shown[1:]] == [
+        f"{a}/{b}" for a, b in exc.select(S.SKU_ID, S.WAREHOUSE_ID).head(15).rows()
+    ]
 
 
 def test_empty_run_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,6 +25,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 ACTUAL = "#222222"
 FORECAST = "#1f5fbf"
@@ -313,5 +314,33 @@ def plan_use(
     axes[1].legend(frameon=False, fontsize=8, ncol=2)
     for ax in axes:
         _style(ax)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+SEVERITY_COLORS = {"high": "#b5473a", "medium": "#e08a2e", "low": "#c9c9c9"}
+
+
+def exception_counts(reasons: Sequence[str], counts: Mapping[str, np.ndarray]) -> bytes:
+    """Exceptions per reason, stacked by severity.
+
+    Args:
+        reasons: the reasons, in chart order.
+        counts: severity -> [R] count per reason.
+    """
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(reasons)))
+    y = np.arange(len(reasons))
+    left = np.zeros(len(reasons))
+    for sev, vals in counts.items():
+        if vals.sum():
+            ax.barh(y, vals, 0.6, left=left, color=SEVERITY_COLORS.get(sev, "#888888"), label=sev)
+        left += vals
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_yticks(y, reasons)
+    ax.invert_yaxis()
+    ax.set_xlabel("series flagged")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _style(ax)
+    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
     fig.tight_layout()
     return to_png(fig)

@@ -42,6 +42,7 @@ BUILDERS: tuple[Builder, ...] = (
     report_events.events,
     report_inventory.policy,
     report_inventory.plans,
+    report_inventory.exceptions,
 )
 """Section builders in report order."""
 SECTION_KEYS: tuple[str, ...] = (
@@ -52,6 +53,7 @@ SECTION_KEYS: tuple[str, ...] = (
     "events",
     "policy",
     "plans",
+    "exceptions",
 )
 
 CSS = """
@@ -71,8 +73,8 @@ figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #666; font-size: 12px; }
 table { border-collapse: collapse; margin: 10px 0; font-size: 12.5px; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; color: #444; }
-th, td { border-bottom: 1px solid #e6e6e6; padding: 4px 10px; text-align: right; vertical-align: top; }
-th { background: #f0f2f6; } td:first-child, th:first-child { text-align: left; }
+th, td { border-bottom: 1px solid #e6e6e6; padding: 4px 10px; text-align: left; vertical-align: top; }
+th { background: #f0f2f6; } th.num, td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr:nth-child(even) td { background: #fafbfc; }
 .missing { background: #fff6dd; border-left: 4px solid #e0a800; padding: 6px 10px; margin: 8px 0; }
 code { background: #f0f2f6; padding: 0 3px; border-radius: 3px; }
@@ -100,9 +102,18 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+_NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?$|^-$")
+
+
 def _html_table(t: Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in t.rows)
+    """A table whose all-numeric columns are right-aligned (header included)."""
+    num = [bool(t.rows) and all(_NUMBER.match(str(r[i])) for r in t.rows) for i in range(len(t.header))]
+    cls = [' class="num"' if n else "" for n in num]
+    head = "".join(f"<th{c}>{html.escape(h)}</th>" for h, c in zip(t.header, cls, strict=True))
+    body = "".join(
+        "<tr>" + "".join(f"<td{c}>{html.escape(str(x))}</td>" for x, c in zip(r, cls, strict=True)) + "</tr>"
+        for r in t.rows
+    )
     return f"<table><caption>{html.escape(t.caption)}</caption><tr>{head}</tr>{body}</table>"
 
 

@@ -3,7 +3,8 @@
 The report reads whatever the run has: ``forecasts/``, ``plans/``, ``backtest/metrics/``,
 ``backtest/series/``, ``backtest/policy.parquet``, the per-shard training stats
 (``models/shard=N/info.json``) and the stage manifests, plus the dataset the run was made from
-(``sales``, ``products``, ``warehouses``, ``inventory``, ``calendar``). The dataset root is the one
+(``sales``, ``products``, ``warehouses``, ``inventory``, ``calendar``) and the last monitoring
+run's ``monitor/exceptions/``. The dataset root is the one
 recorded in the run's manifests (so ``inventory-scale report run.dir=DIR`` needs nothing else),
 falling back to ``data.root``. An absent input is ``None``, never an error: each report section
 says plainly what it lacks.
@@ -145,6 +146,11 @@ class RunInputs:
             return pl.read_parquet(pyio.BytesIO(io.read_bytes(uri, self.opts)))
 
         return self._memo("policy", read)
+
+    def exceptions(self) -> pl.DataFrame | None:
+        """``monitor/exceptions/`` (the last monitoring run), or None."""
+        root = io.join(self.run_dir, "monitor")
+        return self._memo("exceptions", lambda: _collect(self._scan(root, S.EXCEPTIONS)))
 
     def train_stats(self) -> list[dict[str, Any]]:
         """``info.json`` of every trained shard (steps, epochs, val_loss, windows/s, ...)."""

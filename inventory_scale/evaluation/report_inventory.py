@@ -4,7 +4,8 @@
 and compares the policies on profit, fill rate, stock and outdating, each against the first policy
 listed. ``plans`` reads ``plans/`` with the dataset's products, warehouses and inventory: per
 warehouse the budget and capacity used, the constraints that bound, and the largest orders with
-the optimizer's reason for each.
+the optimizer's reason for each. ``exceptions`` shows the last ``inventory-scale monitor`` run:
+counts per reason and severity and the most severe rows with their suggested actions.
 """
 
 from __future__ import annotations
@@ -271,4 +272,50 @@ def plans(inp: RunInputs, cfg: ReportConfig) -> Section:
                 ],
             )
         )
+    return sec
+
+
+def exceptions(inp: RunInputs, cfg: ReportConfig) -> Section:
+    """Exceptions of the last monitoring run: counts by reason and severity, the most severe rows."""
+    sec = Section("exceptions", "Exceptions from monitoring")
+    exc = inp.exceptions()
+    if exc is None:
+        sec.missing.append(
+            "No `monitor/exceptions/`: run `inventory-scale monitor` when sales after the cutoff arrive."
+        )
+        return sec
+    if exc.is_empty():
+        sec.text.append("The last monitoring run flagged nothing.")
+        return sec
+    asof, cutoff = str(exc[S.ASOF].max()), str(exc[S.CUTOFF].max())
+    reasons = [r for r in S.EXCEPTION_REASONS if r in exc[S.REASON].to_list()]
+    counts = {
+        sev: np.array(
+            [exc.filter((pl.col(S.REASON) == r) & (pl.col(S.SEVERITY) == sev)).height for r in reasons]
+        )
+        for sev in S.SEVERITIES
+    }
+    sec.images.append(("Series flagged per reason, by severity", plots.exception_counts(reasons, counts)))
+    n_series = exc.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique()
+    sec.text.append(
+        f"Sales after the cutoff {cutoff} up to {asof} against its forecast: {exc.height} exception(s) on "
+        f"{n_series} series, {int(counts['high'].sum())} of them high severity."
+    )
+    top = exc.head(cfg.top_orders * 3)
+    sec.tables.append(
+        Table(
+            f"Most severe (first {top.height} of {exc.height})",
+            ["severity", "reason", "series", "detail", "suggested action"],
+            [
+                [
+                    r[S.SEVERITY],
+                    r[S.REASON],
+                    f"{r[S.SKU_ID]}/{r[S.WAREHOUSE_ID]}",
+                    r[S.DETAIL],
+                    r[S.SUGGESTED_ACTION],
+                ]
+                for r in top.iter_rows(named=True)
+            ],
+        )
+    )
     return sec
