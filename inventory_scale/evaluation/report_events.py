@@ -27,13 +27,14 @@ BASELINE_DAYS = 28  # days before the event window whose mean is the index's 1.0
 def _region_daily(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
     """Units sold per (region, date) between ``start`` and ``end``."""
     whs = inp.data_table(S.WAREHOUSES)
-    sales = sales_window(inp, start, end)
-    if whs is None or sales.is_empty():
+    if whs is None:
         return pl.DataFrame(schema={S.REGION: pl.String, S.DATE: pl.Date, S.UNITS_SOLD: pl.Float64})
     return (
-        sales.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID, how="inner")
+        sales_window(inp, start, end)
+        .join(whs.lazy().select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID, how="inner")
         .group_by(S.REGION, S.DATE)
         .agg(pl.col(S.UNITS_SOLD).cast(pl.Float64).sum())
+        .collect()
     )
 
 
@@ -56,8 +57,8 @@ def events(inp: RunInputs, cfg: ReportConfig) -> Section:
     occ = cal.filter(pl.col(S.EVENT_NAME).str.contains(pattern) & pl.col(S.REGION).is_in(regions))
     span = inp.sales().select(pl.col(S.DATE).min().alias("lo"), pl.col(S.DATE).max().alias("hi")).collect()  # type: ignore[union-attr]
     lo, hi = span["lo"][0], span["hi"][0]
-    fc = inp.forecasts()
-    fc_end = hi if fc is None else max(hi, fc[S.DS].max())
+    fc, info = inp.forecasts(), inp.forecast_info()
+    fc_end = hi if info is None else max(hi, info.last)
     before, after, base_days = cfg.event_before, cfg.event_after, BASELINE_DAYS
     occ = occ.filter(
         (pl.col(S.DATE) - pl.duration(days=before + base_days) >= lo) & (pl.col(S.DATE) <= fc_end)
@@ -72,9 +73,10 @@ def events(inp: RunInputs, cfg: ReportConfig) -> Section:
     fc_daily = (
         None
         if fc is None
-        else fc.join(whs.select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID)
+        else fc.join(whs.lazy().select(S.WAREHOUSE_ID, S.REGION), on=S.WAREHOUSE_ID)
         .group_by(S.REGION, S.DS)
         .agg(pl.col(S.MEAN).cast(pl.Float64).sum())
+        .collect()
     )
     offsets = np.arange(-before, after + 1)
     profiles, rows = [], []
@@ -131,7 +133,7 @@ def events(inp: RunInputs, cfg: ReportConfig) -> Section:
         )
     )
     if not any(p.forecast for p in profiles):
-        horizon = 0 if fc is None else int(fc[S.STEP].max())  # type: ignore[arg-type]
+        horizon = 0 if info is None else info.horizon
         sec.text.append(
             f"The forecast window ({cutoff} + {horizon} days) covers none of these events: the chart "
             "shows how past occurrences lifted sales, the lift the model has to learn."

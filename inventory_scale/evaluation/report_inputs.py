@@ -49,6 +49,17 @@ FORECASTS_RAW = _raw_spec("forecasts", S.WAREHOUSE_ID)
 SERIES_RAW = _raw_spec("series")
 
 
+@dataclass(frozen=True)
+class ForecastInfo:
+    """The latest forecasts of a run: origin, last date, horizon, series, and their lazy scan."""
+
+    cutoff: dt.date
+    last: dt.date
+    horizon: int
+    series: int
+    scan: pl.LazyFrame
+
+
 @dataclass
 class RunInputs:
     """Lazy, cached access to a run's outputs and its dataset.
@@ -100,22 +111,48 @@ class RunInputs:
         """Lazy scan of the dataset's sales."""
         return self._scan(self.data_root, S.SALES)
 
-    def forecasts(self) -> pl.DataFrame | None:
-        """Rows of the latest cutoff in ``forecasts/`` (all columns as written), or None."""
+    def forecast_info(self) -> ForecastInfo | None:
+        """Cutoff, last date, horizon and series count of the latest forecasts, or None."""
 
-        def read() -> pl.DataFrame | None:
+        def read() -> ForecastInfo | None:
             lf = self._scan(self.run_dir, FORECASTS_RAW, conform=False)
             if lf is None:
                 return None
-            return lf.filter(pl.col(S.CUTOFF) == pl.col(S.CUTOFF).max()).collect()
+            row = lf.select(pl.col(S.CUTOFF).max()).collect()
+            cutoff = row.item()
+            if cutoff is None:
+                return None
+            latest = lf.filter(pl.col(S.CUTOFF) == cutoff)
+            agg = latest.select(
+                pl.col(S.DS).max().alias("last"),
+                pl.col(S.STEP).max().alias("horizon"),
+                pl.struct(S.SKU_ID, S.WAREHOUSE_ID).n_unique().alias("series"),
+            ).collect()
+            return ForecastInfo(cutoff, agg["last"][0], int(agg["horizon"][0]), int(agg["series"][0]), latest)
 
-        return self._memo("forecasts", read)
+        return self._memo("forecast_info", read)
+
+    def forecasts(self) -> pl.LazyFrame | None:
+        """Lazy scan of the latest cutoff's rows in ``forecasts/`` (all columns as written), or None.
+
+        Collect aggregates or a few series from it: a run may hold millions of series.
+        """
+        info = self.forecast_info()
+        return None if info is None else info.scan
+
+    def forecast_series(self) -> pl.DataFrame | None:
+        """The ``sku_id, warehouse_id`` keys of the latest forecasts, or None."""
+        lf = self.forecasts()
+        return self._memo(
+            "forecast_series",
+            lambda: None if lf is None else lf.select(S.SKU_ID, S.WAREHOUSE_ID).unique().collect(),
+        )
 
     def cutoff(self) -> dt.date | None:
         """The forecast origin of the run (forecasts, else plans, else the train manifest)."""
-        fc = self.forecasts()
-        if fc is not None and fc.height:
-            return fc[S.CUTOFF][0]
+        info = self.forecast_info()
+        if info is not None:
+            return info.cutoff
         plans = self.plans()
         if plans is not None and plans.height:
             return plans[S.CUTOFF].max()  # type: ignore[return-value]

@@ -97,10 +97,11 @@ def _lead_demand(inp: RunInputs) -> pl.DataFrame:
         return pl.DataFrame(schema={S.SKU_ID: pl.String, S.WAREHOUSE_ID: pl.String, LEAD_DEMAND: pl.Float64})
     keys = [S.SKU_ID, S.WAREHOUSE_ID]
     return (
-        fc.join(inv.select(*keys, S.LEAD_TIME_DAYS), on=keys, how="inner")
+        fc.join(inv.lazy().select(*keys, S.LEAD_TIME_DAYS), on=keys, how="inner")
         .filter(pl.col(S.STEP) <= pl.col(S.LEAD_TIME_DAYS).ceil())
         .group_by(keys)
         .agg(pl.col(S.MEAN).cast(pl.Float64).sum().alias(LEAD_DEMAND))
+        .collect()
     )
 
 

@@ -76,26 +76,21 @@ def series_name(sku: str, wh: str) -> str:
     return f"{sku}/{wh}"
 
 
-def sales_window(inp: RunInputs, start: dt.date, end: dt.date) -> pl.DataFrame:
-    """Sales rows with ``start <= date <= end`` (all series)."""
+def sales_window(inp: RunInputs, start: dt.date, end: dt.date) -> pl.LazyFrame:
+    """Lazy sales rows with ``start <= date <= end`` (aggregate or pick series before collecting)."""
     lf = inp.sales()
     if lf is None:
-        return S.empty_frame(S.SALES)
-    return lf.filter(pl.col(S.DATE).is_between(start, end)).collect()
+        return S.empty_frame(S.SALES).lazy()
+    return lf.filter(pl.col(S.DATE).is_between(start, end))
 
 
 def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
     """The run at a glance: dataset, cutoff, stages done, training stats and total demand."""
     sec = Section("overview", "Run overview")
-    cutoff = inp.cutoff()
-    fc = inp.forecasts()
+    cutoff, info, fc = inp.cutoff(), inp.forecast_info(), inp.forecasts()
     sec.text.append(
         f"Dataset `{inp.data_root}`; forecast origin (cutoff) {cutoff or 'unknown'}; "
-        + (
-            "no forecasts."
-            if fc is None
-            else f"{fc.select(S.SKU_ID, S.WAREHOUSE_ID).n_unique():,} series forecast."
-        )
+        + ("no forecasts." if info is None else f"{info.series:,} series forecast {info.horizon} days ahead.")
     )
     rows = [
         [stage, m.get("created_utc", "-"), str(m.get("git_revision", "-"))[:12], m.get("config_hash", "-")]
@@ -136,14 +131,14 @@ def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
     if cutoff is None or inp.sales() is None:
         sec.missing.append("No sales or no cutoff: the total demand chart needs both.")
         return sec
-    end = cutoff if fc is None else max(fc[S.DS].max(), cutoff)  # type: ignore[type-var]
-    sales = sales_window(inp, cutoff - dt.timedelta(days=TOTAL_DAYS), end)  # type: ignore[arg-type]
-    daily = sales.group_by(S.DATE).agg(pl.col(S.UNITS_SOLD).sum()).sort(S.DATE)
+    end = cutoff if info is None else max(info.last, cutoff)
+    sales = sales_window(inp, cutoff - dt.timedelta(days=TOTAL_DAYS), end)
+    daily = sales.group_by(S.DATE).agg(pl.col(S.UNITS_SOLD).sum()).sort(S.DATE).collect()
     hist, after = daily.filter(pl.col(S.DATE) <= cutoff), daily.filter(pl.col(S.DATE) > cutoff)
     total = (
         pl.DataFrame(schema={S.DS: pl.Date, S.MEAN: pl.Float64})
         if fc is None
-        else fc.group_by(S.DS).agg(pl.col(S.MEAN).cast(pl.Float64).sum()).sort(S.DS)
+        else fc.group_by(S.DS).agg(pl.col(S.MEAN).cast(pl.Float64).sum()).sort(S.DS).collect()
     )
     png = plots.total_demand(
         hist[S.DATE].to_list(),
@@ -166,21 +161,22 @@ def overview(inp: RunInputs, cfg: ReportConfig) -> Section:
     return sec
 
 
-def _chosen(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame, cutoff: dt.date) -> list[tuple[str, str]]:
+def _chosen(inp: RunInputs, cfg: ReportConfig, keys: pl.DataFrame, cutoff: dt.date) -> list[tuple[str, str]]:
     if cfg.series:
         return [tuple(s.split("/", 1)) for s in cfg.series]  # type: ignore[misc]
     recent = sales_window(inp, cutoff - dt.timedelta(days=27), cutoff)
     top = (
-        recent.join(fc.select(S.SKU_ID, S.WAREHOUSE_ID).unique(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        recent.join(keys.lazy(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
         .group_by(S.SKU_ID, S.WAREHOUSE_ID)
         .agg(pl.col(S.UNITS_SOLD).sum())
         .sort(S.UNITS_SOLD, S.SKU_ID, S.WAREHOUSE_ID, descending=[True, False, False])
         .head(cfg.n_top)
+        .collect()
     )
     return list(top.select(S.SKU_ID, S.WAREHOUSE_ID).iter_rows())
 
 
-def worst_series(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame) -> pl.DataFrame:
+def worst_series(inp: RunInputs, cfg: ReportConfig, keys: pl.DataFrame) -> pl.DataFrame:
     """Series where the backtest's ``report.metric`` costs most, worst first.
 
     The metric (mean over cutoffs) is weighted by the series' dollar sales (the WRMSSE weight) so
@@ -193,7 +189,7 @@ def worst_series(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame) -> pl.Data
     weight = pl.col(S.WEIGHT).mean() if S.WEIGHT in series.columns else pl.lit(1.0)
     return (
         series.filter(pl.col(S.MODEL) == OURS)
-        .join(fc.select(S.SKU_ID, S.WAREHOUSE_ID).unique(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        .join(keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
         .group_by(S.SKU_ID, S.WAREHOUSE_ID)
         .agg(value.mean().alias(cfg.metric), (value.mean() * weight).alias("_cost"))
         .drop_nulls(cfg.metric)
@@ -205,12 +201,12 @@ def worst_series(inp: RunInputs, cfg: ReportConfig, fc: pl.DataFrame) -> pl.Data
 def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
     """Forecast vs actual with 80/90% bands for the chosen and the worst series."""
     sec = Section("forecasts", "Forecast vs actual: chosen and worst series")
-    fc, cutoff = inp.forecasts(), inp.cutoff()
-    if fc is None or cutoff is None or inp.sales() is None:
+    info, keys, cutoff = inp.forecast_info(), inp.forecast_series(), inp.cutoff()
+    if info is None or keys is None or cutoff is None or inp.sales() is None:
         sec.missing.append("No `forecasts/` in the run (or no sales): run `inventory-scale forecast` first.")
         return sec
-    chosen = _chosen(inp, cfg, fc, cutoff)
-    worst = worst_series(inp, cfg, fc)
+    chosen = _chosen(inp, cfg, keys, cutoff)
+    worst = worst_series(inp, cfg, keys)
     scores = {(r[0], r[1]): float(r[2]) for r in worst.iter_rows()}
     picked = [(k, "chosen" if cfg.series else "top seller") for k in chosen] + [
         (k, "worst") for k in list(scores)[: cfg.n_worst + len(chosen)] if k not in chosen
@@ -221,10 +217,16 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
         )
     products = inp.data_table(S.PRODUCTS)
     cats = {} if products is None else dict(products.select(S.SKU_ID, S.CATEGORY).iter_rows())
-    last = fc[S.DS].max()
-    sales = sales_window(inp, cutoff - dt.timedelta(days=cfg.history_days - 1), last)  # type: ignore[arg-type]
+    shown = pl.DataFrame([k for k, _ in picked], schema=[S.SKU_ID, S.WAREHOUSE_ID], orient="row")
+    fc = info.scan.join(shown.lazy(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi").collect()
+    start = cutoff - dt.timedelta(days=cfg.history_days - 1)
+    sales = (
+        sales_window(inp, start, info.last)
+        .join(shown.lazy(), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        .collect()
+    )
     panels, rows = [], []
-    n_days = min(28, int(fc[S.STEP].max()))  # type: ignore[arg-type]
+    n_days = min(28, info.horizon)
     for (sku, wh), role in picked:
         f = fc.filter((pl.col(S.SKU_ID) == sku) & (pl.col(S.WAREHOUSE_ID) == wh)).sort(S.DS)
         if f.is_empty():
