@@ -65,16 +65,6 @@ def sign_test_threshold(n: int, alpha: float) -> int | None:
     return None
 
 
-def _longest_run(outside: np.ndarray) -> tuple[int, int]:
-    """Length and end index of the longest run of True in ``outside``."""
-    best, end, cur = 0, -1, 0
-    for i, o in enumerate(outside):
-        cur = cur + 1 if o else 0
-        if cur > best:
-            best, end = cur, i
-    return best, end
-
-
 def _row(key: tuple[str, str], severity: str, reason: str, detail: str, action: str) -> dict[str, Any]:
     return {
         S.SKU_ID: key[0],
@@ -86,116 +76,227 @@ def _row(key: tuple[str, str], severity: str, reason: str, detail: str, action: 
     }
 
 
-def _demand_checks(key: tuple[str, str], g: pl.DataFrame, cfg: MonitorConfig) -> list[dict[str, Any]]:
-    """Band breaches and level shifts of one series (``g``: forecast rows joined to actuals)."""
-    out: list[dict[str, Any]] = []
-    y, stock = g[S.UNITS_SOLD].to_numpy(), g[S.IN_STOCK].to_numpy()
-    if LO in g.columns and HI in g.columns:
-        lo, hi = g[LO].to_numpy(), g[HI].to_numpy()
-        above, below = y > hi, (y < lo) & stock
-        run, end = _longest_run(above | below)
-        if run >= cfg.band_days:
-            seg = slice(end - run + 1, end + 1)
-            side = "above" if above[seg].sum() >= below[seg].sum() else "below"
-            first, last = g[S.DS][seg.start], g[S.DS][end]
-            out.append(
-                _row(
-                    key,
-                    "high" if run >= 2 * cfg.band_days else "medium",
-                    "band_breach",
-                    f"units sold {side} the 90% band {run} days in a row ({first} .. {last}): "
-                    f"{y[seg].sum():.0f} sold vs {g[S.MEAN].to_numpy()[seg].sum():.1f} forecast",
-                    "check for a promotion, listing or price change; re-forecast"
-                    if side == "above"
-                    else "check availability and the listing; re-forecast before the next order",
-                )
+def _band_breaches(joined: pl.DataFrame, cfg: MonitorConfig) -> list[dict[str, Any]]:
+    """Series whose longest run of days outside ``[q0.05, q0.95]`` reaches ``band_days``.
+
+    ``joined``: forecast rows with ``units_sold`` and ``in_stock``, sorted by series and date.
+    Vectorised: a run is a group of consecutive outside days (the count of inside days so far
+    stays constant along it); only the flagged series are turned into rows in Python.
+    """
+    if LO not in joined.columns or HI not in joined.columns:
+        return []
+    y = pl.col(S.UNITS_SOLD)
+    runs = (
+        joined.with_columns(
+            (y > pl.col(HI)).alias("_above"), ((y < pl.col(LO)) & pl.col(S.IN_STOCK)).alias("_below")
+        )
+        .with_columns((pl.col("_above") | pl.col("_below")).alias("_out"))
+        .with_columns((~pl.col("_out")).cast(pl.Int32).cum_sum().over(KEYS).alias("_run"))
+        .filter(pl.col("_out"))
+        .group_by(*KEYS, "_run")
+        .agg(
+            pl.len().alias("_len"),
+            pl.col(S.DS).min().alias("_first"),
+            pl.col(S.DS).max().alias("_last"),
+            pl.col("_above").sum().alias("_n_above"),
+            pl.col("_below").sum().alias("_n_below"),
+            y.sum().alias("_sold"),
+            pl.col(S.MEAN).sum().alias("_forecast"),
+        )
+        .filter(pl.col("_len") >= cfg.band_days)
+        .sort(*KEYS, "_len", "_first", descending=[False, False, True, False])
+        .unique(subset=KEYS, keep="first", maintain_order=True)
+    )
+    out = []
+    for r in runs.iter_rows(named=True):
+        side = "above" if r["_n_above"] >= r["_n_below"] else "below"
+        out.append(
+            _row(
+                (r[S.SKU_ID], r[S.WAREHOUSE_ID]),
+                "high" if r["_len"] >= 2 * cfg.band_days else "medium",
+                "band_breach",
+                f"units sold {side} the 90% band {r['_len']} days in a row ({r['_first']} .. {r['_last']}): "
+                f"{r['_sold']:.0f} sold vs {r['_forecast']:.1f} forecast",
+                "check for a promotion, listing or price change; re-forecast"
+                if side == "above"
+                else "check availability and the listing; re-forecast before the next order",
             )
-    if MID in g.columns:
-        valid = stock  # stockout days: sales are not demand
-        n = int(valid.sum())
-        c = sign_test_threshold(n, cfg.shift_alpha) if n >= cfg.shift_min_days else None
-        if c is not None:
-            med = g[MID].to_numpy()
-            n_up, n_down = int((y[valid] > med[valid]).sum()), int((y[valid] < med[valid]).sum())
-            actual, expect = float(y[valid].sum()), float(g[S.MEAN].to_numpy()[valid].sum())
-            rel = (actual - expect) / expect if expect > 0 else (math.inf if actual > 0 else 0.0)
-            if max(n_up, n_down) >= c and abs(rel) >= cfg.shift_min_ratio:
-                up = n_up >= c
-                out.append(
-                    _row(
-                        key,
-                        "high" if abs(rel) >= 2 * max(cfg.shift_min_ratio, 0.25) else "medium",
-                        "level_shift",
-                        f"demand {'up' if up else 'down'} {abs(rel):.0%}: {actual:.0f} sold vs "
-                        f"{expect:.1f} forecast over {n} in-stock days, {max(n_up, n_down)} of {n} "
-                        f"{'above' if up else 'below'} the median",
-                        "re-forecast (monitor.reforecast=true) and "
-                        + ("raise the next order" if up else "cut the next order"),
-                    )
-                )
+        )
     return out
 
 
-def _stock_checks(
-    key: tuple[str, str], f: pl.DataFrame, s: dict[str, Any], asof: dt.date, cfg: MonitorConfig
-) -> list[dict[str, Any]]:
-    """Stockout, excess and expiry risk of one series from its forecast after ``asof`` and stock ``s``."""
-    out: list[dict[str, Any]] = []
-    ahead = f.filter(pl.col(S.DS) > asof).sort(S.DS)
-    if ahead.is_empty():
-        return out
-    mean = ahead[S.MEAN].cast(pl.Float64).to_numpy()
-    daily = float(mean.mean())
-    on_hand, transit = float(s[S.ON_HAND] or 0.0), float(s["in_transit"] or 0.0)
-    receipt: dt.date = s["next_receipt"]
-    days = max(1, min((receipt - asof).days, len(mean)))
-    need = float(mean[:days].sum())
-    pi_steps = float(f[S.PI_STEPS][0]) if S.PI_STEPS in f.columns else float(days)
-    q_col = _protection_column(f.columns, cfg.stockout_quantile)
-    spread = 0.0 if q_col is None else max(float(f[q_col][0]) - float(f[S.PI_MEAN][0]), 0.0)
-    need_q = need + spread * math.sqrt(days / max(pi_steps, 1.0))
-    if on_hand < need_q:
-        short = math.ceil(need_q - on_hand)
+def _level_shifts(joined: pl.DataFrame, cfg: MonitorConfig) -> list[dict[str, Any]]:
+    """Series whose in-stock days sit on one side of the median often enough (sign test) and far
+    enough from the forecast total. Stockout days are left out: their sales are not demand."""
+    if MID not in joined.columns or joined.is_empty():
+        return []
+    y, med = pl.col(S.UNITS_SOLD), pl.col(MID)
+    counts = (
+        joined.filter(pl.col(S.IN_STOCK))
+        .group_by(KEYS)
+        .agg(
+            pl.len().alias("_n"),
+            (y > med).sum().alias("_up"),
+            (y < med).sum().alias("_down"),
+            y.cast(pl.Float64).sum().alias("_actual"),
+            pl.col(S.MEAN).cast(pl.Float64).sum().alias("_expect"),
+        )
+        .filter(pl.col("_n") >= cfg.shift_min_days)
+    )
+    n_max = int(counts["_n"].max() or 0)  # type: ignore[arg-type]
+    limits = pl.DataFrame(
+        {
+            "_n": list(range(n_max + 1)),
+            "_c": [sign_test_threshold(n, cfg.shift_alpha) for n in range(n_max + 1)],
+        },
+        schema={"_n": counts.schema["_n"], "_c": pl.Int64},
+    )
+    flagged = (
+        counts.join(limits, on="_n", how="inner")
+        .filter(pl.col("_c").is_not_null() & (pl.max_horizontal("_up", "_down") >= pl.col("_c")))
+        .sort(KEYS)
+    )
+    out = []
+    for r in flagged.iter_rows(named=True):
+        actual, expect, n = r["_actual"], r["_expect"], r["_n"]
+        rel = (actual - expect) / expect if expect > 0 else (math.inf if actual > 0 else 0.0)
+        if abs(rel) < cfg.shift_min_ratio:
+            continue
+        up = r["_up"] >= r["_c"]
         out.append(
             _row(
-                key,
+                (r[S.SKU_ID], r[S.WAREHOUSE_ID]),
+                "high" if abs(rel) >= 2 * max(cfg.shift_min_ratio, 0.25) else "medium",
+                "level_shift",
+                f"demand {'up' if up else 'down'} {abs(rel):.0%}: {actual:.0f} sold vs {expect:.1f} forecast "
+                f"over {n} in-stock days, {max(r['_up'], r['_down'])} of {n} {'above' if up else 'below'} "
+                "the median",
+                "re-forecast (monitor.reforecast=true) and "
+                + ("raise the next order" if up else "cut the next order"),
+            )
+        )
+    return out
+
+
+def _stock_state(
+    forecasts: pl.DataFrame, stock: pl.DataFrame, asof: dt.date, cfg: MonitorConfig
+) -> pl.DataFrame:
+    """Per series with stock and forecast days after ``asof``: demand until the next receipt (mean
+    and at ``stockout_quantile``), demand per day, and the stock columns."""
+    q_col = _protection_column(forecasts.columns, cfg.stockout_quantile)
+    first = forecasts.sort(S.DS).group_by(KEYS, maintain_order=True).first()
+    spread = (
+        (pl.col(q_col) - pl.col(S.PI_MEAN)).clip(lower_bound=0.0) if q_col is not None else pl.lit(0.0)
+    ).cast(pl.Float64)
+    pi = first.select(
+        *KEYS,
+        spread.alias("_spread"),
+        (pl.col(S.PI_STEPS).cast(pl.Float64) if S.PI_STEPS in first.columns else pl.lit(1.0)).alias("_pi"),
+    )
+    ahead = (
+        forecasts.filter(pl.col(S.DS) > asof)
+        .join(stock.select(*KEYS, "next_receipt"), on=KEYS, how="inner")
+        .group_by(KEYS)
+        .agg(
+            pl.col(S.MEAN).cast(pl.Float64).sum().alias("_total"),
+            (pl.col(S.DS).max() - pl.lit(asof)).dt.total_days().alias("_span"),
+            pl.col(S.MEAN)
+            .filter(pl.col(S.DS) <= pl.col("next_receipt"))
+            .cast(pl.Float64)
+            .sum()
+            .alias("_need"),
+            (pl.col(S.DS) <= pl.col("next_receipt")).sum().alias("_steps"),
+            pl.col(S.MEAN).first().cast(pl.Float64).alias("_first_mean"),
+        )
+    )
+    return (
+        ahead.join(stock, on=KEYS, how="inner")
+        .join(pi, on=KEYS, how="left")
+        .with_columns(
+            # a receipt before the next forecast step still waits for one step of demand
+            pl.when(pl.col("_steps") > 0)
+            .then(pl.col("_need"))
+            .otherwise(pl.col("_first_mean"))
+            .alias("_need"),
+            pl.max_horizontal(pl.col("_steps"), pl.lit(1)).alias("_steps"),
+            (pl.col("_total") / pl.max_horizontal(pl.col("_span"), pl.lit(1))).alias("_daily"),
+            (pl.col("next_receipt") - pl.lit(asof)).dt.total_days().alias("_days"),
+            pl.col(S.ON_HAND).cast(pl.Float64).fill_null(0.0),
+            pl.col("in_transit").cast(pl.Float64).fill_null(0.0),
+        )
+        .with_columns(
+            (
+                pl.col("_need")
+                + pl.col("_spread").fill_null(0.0)
+                * (pl.col("_steps") / pl.max_horizontal(pl.col("_pi").fill_null(1.0), pl.lit(1.0))).sqrt()
+            ).alias("_need_q")
+        )
+        .sort(KEYS)
+    )
+
+
+def _stock_checks(state: pl.DataFrame, cfg: MonitorConfig) -> list[dict[str, Any]]:
+    """Stockout, excess and expiry risk from :func:`_stock_state` (rows built for flagged series only)."""
+    out: list[dict[str, Any]] = []
+    short = state.filter(pl.col(S.ON_HAND) < pl.col("_need_q"))
+    for r in short.iter_rows(named=True):
+        on_hand, need, need_q = r[S.ON_HAND], r["_need"], r["_need_q"]
+        out.append(
+            _row(
+                (r[S.SKU_ID], r[S.WAREHOUSE_ID]),
                 "high" if on_hand < need else "medium",
                 "stockout_risk",
                 f"on hand {on_hand:.0f} vs {need:.1f} expected demand ({need_q:.1f} at "
-                f"{cfg.stockout_quantile:.0%}) until the next receipt on {receipt} ({days} days)",
-                f"expedite the inbound or place an emergency order of {short} units",
+                f"{cfg.stockout_quantile:.0%}) until the next receipt on {r['next_receipt']} "
+                f"({r['_days']} days)",
+                f"expedite the inbound or place an emergency order of {math.ceil(need_q - on_hand)} units",
             )
         )
-    cover = (on_hand + transit) / daily if daily > 0 else (math.inf if on_hand + transit > 0 else 0.0)
-    if cover > cfg.excess_cover_days:
-        surplus = on_hand + transit - cfg.excess_cover_days * daily
+    stocked = pl.col(S.ON_HAND) + pl.col("in_transit")
+    cover = (
+        pl.when(pl.col("_daily") > 0)
+        .then(stocked / pl.col("_daily"))
+        .when(stocked > 0)
+        .then(pl.lit(math.inf))
+        .otherwise(0.0)
+    )
+    for r in (
+        state.with_columns(cover.alias("_cover"))
+        .filter(pl.col("_cover") > cfg.excess_cover_days)
+        .iter_rows(named=True)
+    ):
+        units, c = r[S.ON_HAND] + r["in_transit"], r["_cover"]
         out.append(
             _row(
-                key,
-                "medium" if cover > 2 * cfg.excess_cover_days else "low",
+                (r[S.SKU_ID], r[S.WAREHOUSE_ID]),
+                "medium" if c > 2 * cfg.excess_cover_days else "low",
                 "excess_risk",
-                f"{on_hand + transit:.0f} units on hand and in transit cover "
-                + ("no forecast demand" if not math.isfinite(cover) else f"{cover:.0f} days")
+                f"{units:.0f} units on hand and in transit cover "
+                + ("no forecast demand" if not math.isfinite(c) else f"{c:.0f} days")
                 + f" (limit {cfg.excess_cover_days:.0f})",
-                f"pause replenishment; promote or transfer about {surplus:.0f} units",
+                "pause replenishment; promote or transfer about "
+                f"{units - cfg.excess_cover_days * r['_daily']:.0f} units",
             )
         )
-    life = s[S.SHELF_LIFE_DAYS]
-    if life is not None and on_hand > 0:
-        sellable = daily * float(life)
-        expiring = on_hand - sellable
-        if expiring >= max(1.0, 0.05 * on_hand):
-            out.append(
-                _row(
-                    key,
-                    "high" if expiring >= 0.5 * on_hand else "medium",
-                    "expiry_risk",
-                    f"on hand {on_hand:.0f} but only {sellable:.1f} expected to sell within the "
-                    f"{int(life)}-day shelf life: about {expiring:.0f} units will outdate",
-                    f"mark down or transfer about {expiring:.0f} units now; stop orders until cover "
-                    "is back within the shelf life",
-                )
+    sellable = pl.col("_daily") * pl.col(S.SHELF_LIFE_DAYS).cast(pl.Float64)
+    expiring = (
+        state.filter(pl.col(S.SHELF_LIFE_DAYS).is_not_null() & (pl.col(S.ON_HAND) > 0))
+        .with_columns(sellable.alias("_sellable"), (pl.col(S.ON_HAND) - sellable).alias("_expiring"))
+        .filter(pl.col("_expiring") >= pl.max_horizontal(pl.lit(1.0), 0.05 * pl.col(S.ON_HAND)))
+    )
+    for r in expiring.iter_rows(named=True):
+        on_hand, exp = r[S.ON_HAND], r["_expiring"]
+        out.append(
+            _row(
+                (r[S.SKU_ID], r[S.WAREHOUSE_ID]),
+                "high" if exp >= 0.5 * on_hand else "medium",
+                "expiry_risk",
+                f"on hand {on_hand:.0f} but only {r['_sellable']:.1f} expected to sell within the "
+                f"{int(r[S.SHELF_LIFE_DAYS])}-day shelf life: about {exp:.0f} units will outdate",
+                f"mark down or transfer about {exp:.0f} units now; stop orders until cover "
+                "is back within the shelf life",
             )
+        )
     return out
 
 
@@ -238,15 +339,9 @@ def detect(
         on=[*KEYS, S.DS],
         how="inner",
     ).sort(*KEYS, S.DS)
-    rows: list[dict[str, Any]] = []
-    for key, g in joined.group_by(KEYS, maintain_order=True):
-        rows += _demand_checks((str(key[0]), str(key[1])), g, cfg)
-    if stock is not None:
-        by_key = {(r[S.SKU_ID], r[S.WAREHOUSE_ID]): r for r in stock.iter_rows(named=True)}
-        for key, f in forecasts.group_by(KEYS, maintain_order=True):
-            k = (str(key[0]), str(key[1]))
-            if k in by_key:
-                rows += _stock_checks(k, f, by_key[k], asof, cfg)
+    rows = _band_breaches(joined, cfg) + _level_shifts(joined, cfg)
+    if stock is not None and not stock.is_empty():
+        rows += _stock_checks(_stock_state(forecasts, stock, asof, cfg), cfg)
     if not rows:
         return S.empty_frame(S.EXCEPTIONS)
     order = {s: i for i, s in enumerate(S.SEVERITIES)}
