@@ -39,6 +39,15 @@ MODEL_COLORS = {
 }
 CYCLE = ["#1f5fbf", "#e08a2e", "#3a9e5c", "#9e9e9e", "#b5473a", "#7b5ea7", "#c9a227", "#3fa7b5"]
 DPI = 96
+# binding constraints in the plan chart: budget and capacity in the colours of their use bars
+BINDING_COLORS = {
+    "none": "#d9d9d9",
+    "budget": FORECAST,
+    "capacity": "#e08a2e",
+    "moq": "#3a9e5c",
+    "case_pack": "#7b5ea7",
+    "shelf_life": "#b5473a",
+}
 
 
 def model_color(name: str, i: int) -> str:
@@ -303,15 +312,18 @@ def plan_use(
     axes[0].set_xticks(x, warehouses)
     axes[0].set_ylabel("% used")
     axes[0].set_title("budget and capacity use", fontsize=10, loc="left")
-    axes[0].legend(frameon=False, fontsize=8)
+    top = np.nanmax(np.concatenate([budget_use, capacity_use, [1.0]])) * 100
+    axes[0].set_ylim(0, max(top * 1.25, 125.0))
+    axes[0].legend(frameon=False, fontsize=8, ncol=2, loc="upper left")
     bottom = np.zeros(len(warehouses))
     for i, (name, counts) in enumerate(binding.items()):
-        axes[1].bar(x, counts, 0.6, bottom=bottom, label=name, color=CYCLE[i % len(CYCLE)])
+        colour = BINDING_COLORS.get(name, CYCLE[i % len(CYCLE)])
+        axes[1].bar(x, counts, 0.6, bottom=bottom, label=name, color=colour)
         bottom += counts
     axes[1].set_xticks(x, warehouses)
     axes[1].set_ylabel("series")
     axes[1].set_title("what set each order quantity", fontsize=10, loc="left")
-    axes[1].legend(frameon=False, fontsize=8, ncol=2)
+    axes[1].legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     for ax in axes:
         _style(ax)
     fig.tight_layout()
