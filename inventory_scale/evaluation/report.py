@@ -160,7 +160,7 @@ def render_markdown(sections: list[Section], title: str, subtitle: str) -> str:
     for s in sections:
         lines += [f"## {s.title}", ""]
         lines += [f"> **Input absent.** {m}" for m in s.missing] + ([""] if s.missing else [])
-        lines += [*(t for t in s.text), ""] if s.text else []
+        lines += [line for t in s.text for line in (t, "")]
         lines += [f"_Chart: {c} (in {HTML_NAME}#{s.key})._" for c, _ in s.images] + ([""] if s.images else [])
         for t in s.tables:
             lines += [f"**{t.caption}**", "", "| " + " | ".join(_md_cell(h) for h in t.header) + " |"]

@@ -177,24 +177,26 @@ def _chosen(inp: RunInputs, cfg: ReportConfig, keys: pl.DataFrame, cutoff: dt.da
 
 
 def worst_series(inp: RunInputs, cfg: ReportConfig, keys: pl.DataFrame) -> pl.DataFrame:
-    """Series where the backtest's ``report.metric`` costs most, worst first.
+    """Series the backtest scored worst on ``report.metric`` (mean over cutoffs), worst first.
 
-    The metric (mean over cutoffs) is weighted by the series' dollar sales (the WRMSSE weight) so
-    that a slow mover with a tiny scale does not hide the series that matter.
+    Only series in the top half by dollar sales (the WRMSSE weight) compete, so that a slow mover
+    whose tiny scale inflates a scaled error does not hide the series that matter.
     """
     series = inp.backtest_series()
     if series is None or cfg.metric not in series.columns:
         return pl.DataFrame(schema={S.SKU_ID: pl.String, S.WAREHOUSE_ID: pl.String, cfg.metric: pl.Float64})
     value = pl.col(cfg.metric).abs() if cfg.metric == S.BIAS else pl.col(cfg.metric)
     weight = pl.col(S.WEIGHT).mean() if S.WEIGHT in series.columns else pl.lit(1.0)
-    return (
+    scored = (
         series.filter(pl.col(S.MODEL) == OURS)
         .join(keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
         .group_by(S.SKU_ID, S.WAREHOUSE_ID)
-        .agg(value.mean().alias(cfg.metric), (value.mean() * weight).alias("_cost"))
+        .agg(value.mean().alias(cfg.metric), weight.alias("_weight"))
         .drop_nulls(cfg.metric)
-        .sort("_cost", S.SKU_ID, S.WAREHOUSE_ID, descending=[True, False, False], nulls_last=True)
-        .drop("_cost")
+    )
+    material = scored.filter(pl.col("_weight") >= pl.col("_weight").median())
+    return material.sort(cfg.metric, S.SKU_ID, S.WAREHOUSE_ID, descending=[True, False, False]).drop(
+        "_weight"
     )
 
 
@@ -209,7 +211,9 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
     worst = worst_series(inp, cfg, keys)
     scores = {(r[0], r[1]): float(r[2]) for r in worst.iter_rows()}
     picked = [(k, "chosen" if cfg.series else "top seller") for k in chosen] + [
-        (k, "worst") for k in list(scores)[: cfg.n_worst + len(chosen)] if k not in chosen
+        (k, "worst of the top-half sellers")
+        for k in list(scores)[: cfg.n_worst + len(chosen)]
+        if k not in chosen
     ][: cfg.n_worst]
     if not scores:
         sec.missing.append(
