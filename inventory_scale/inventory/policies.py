@@ -256,8 +256,9 @@ def autoets_forecast(history: list[F64], horizon: int, season_length: int) -> tu
     if not frames:
         return point, sigma
     sf = StatsForecast(models=[AutoETS(season_length=season_length)], freq=1, n_jobs=1)
-    fc = sf.forecast(df=pd.concat(frames), h=horizon, fitted=True)
-    fitted = sf.forecast_fitted_values()
+    # pandas in, pandas out (statsforecast also accepts polars, hence its union return type)
+    fc: pd.DataFrame = sf.forecast(df=pd.concat(frames), h=horizon, fitted=True)
+    fitted: pd.DataFrame = sf.forecast_fitted_values()
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc
     fitted = fitted.reset_index() if "unique_id" not in fitted.columns else fitted
     for uid, grp in fc.groupby("unique_id"):
