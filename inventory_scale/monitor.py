@@ -25,7 +25,15 @@ from inventory_scale import schema as S
 from inventory_scale.config import Config, RunConfig
 from inventory_scale.data import io
 from inventory_scale.errors import SchemaError
-from inventory_scale.evaluation.exceptions import KEYS, detect, run_probability, sign_test_threshold
+from inventory_scale.evaluation.exceptions import (
+    HI,
+    KEYS,
+    LO,
+    MID,
+    detect,
+    run_probability,
+    sign_test_threshold,
+)
 from inventory_scale.manifest import build_manifest, write_manifest
 
 __all__ = ["detect", "run_monitor", "run_probability", "sign_test_threshold", "stock_frame"]
@@ -157,6 +165,15 @@ def run_monitor(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str,
     stock = stock_frame(
         tables["inventory"], tables["inbound"], tables["products"], sales, plans, cutoff, asof
     ).join(series, on=KEYS, how="semi")
+    skipped = [
+        r for r, cols in (("band_breach", (LO, HI)), ("level_shift", (MID,))) if set(cols) - set(fc.columns)
+    ]
+    if skipped:
+        log.warning(
+            "monitor: forecasts lack %s: %s skipped (add 0.05, 0.5 and 0.95 to forecast.quantiles)",
+            ", ".join(c for c in (LO, MID, HI) if c not in fc.columns),
+            " and ".join(skipped),
+        )
     exceptions = detect(fc, sales, stock, asof, mcfg)
     out = io.join(cfg.run.dir, MONITOR)
     io.write_table(exceptions, out, S.EXCEPTIONS, opts)
