@@ -49,8 +49,11 @@ def test_training_logs_epoch_progress_per_shard(
     args = [*TINY, f"data.root={tiny_data}", f"run.dir={tmp_path}", "ray=inprocess", "ray.shard_size=12"]
     assert main(["train", *args]) == 0  # the CLI logs to stderr (plain lines: not a terminal)
     err = capsys.readouterr().err
-    lines = sorted(ln.split(": ", 1)[1].split(",")[0] for ln in err.splitlines() if "models.progress" in ln)
-    assert lines == ["train shard 0: epoch 1/1", "train shard 1: epoch 1/1"]
+    lines = [ln.split(": ", 1)[1] for ln in err.splitlines() if "models.progress" in ln]
+    epochs = sorted(ln.split(",")[0] for ln in lines if ": epoch " in ln)
+    assert epochs == ["train shard 0: epoch 1/1", "train shard 1: epoch 1/1"]
+    starts = sorted(ln for ln in lines if "up to" in ln)
+    assert starts == [f"train shard {i}: up to 1 epochs of 3 steps on cpu" for i in (0, 1)]
 
 
 def test_stage_prints_a_summary_table_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

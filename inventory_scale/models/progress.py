@@ -39,6 +39,14 @@ class EpochProgress(lightning.Callback):
 
     def on_train_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         self._t0 = self._last = time.perf_counter()
+        if trainer is not None:
+            log.info(
+                "train %s: up to %d epochs of %s steps on %s",
+                self.label,
+                self.max_epochs,
+                trainer.limit_train_batches,
+                trainer.strategy.root_device,
+            )
 
     def on_validation_epoch_end(
         self, trainer: lightning.Trainer, pl_module: lightning.LightningModule
