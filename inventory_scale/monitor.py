@@ -31,6 +31,7 @@ from inventory_scale.evaluation.exceptions import (
     LO,
     MID,
     detect,
+    protection_column,
     run_probability,
     sign_test_threshold,
 )
@@ -144,7 +145,14 @@ def run_monitor(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str,
     if not io.table_files(cfg.run.dir, spec, opts):
         raise SchemaError(f"{io.join(cfg.run.dir, spec.name)}: no forecasts to monitor (run forecast first)")
     fc_lf = io.scan_table(cfg.run.dir, spec, opts, conform=False)
-    fc = fc_lf.filter(pl.col(S.CUTOFF) == pl.col(S.CUTOFF).max()).collect()
+    names = fc_lf.collect_schema().names()
+    pi_col = protection_column(names, mcfg.stockout_quantile)
+    wanted = [*KEYS, S.CUTOFF, S.DS, S.STEP, S.MEAN, LO, MID, HI, S.PI_STEPS, S.PI_MEAN, pi_col]
+    fc = (
+        fc_lf.select([c for c in wanted if c in names])  # only what the rules read: runs can be large
+        .filter(pl.col(S.CUTOFF) == pl.col(S.CUTOFF).max())
+        .collect()
+    )
     cutoff: dt.date = fc[S.CUTOFF][0]
     sales_lf = io.scan_table(root, S.SALES, opts)
     last = sales_lf.select(pl.col(S.DATE).max()).collect().item()
@@ -152,8 +160,8 @@ def run_monitor(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str,
     series = fc.select(KEYS).unique()
     sales = (
         sales_lf.filter((pl.col(S.DATE) > cutoff) & (pl.col(S.DATE) <= asof))
+        .join(series.lazy(), on=KEYS, how="semi")
         .collect()
-        .join(series, on=KEYS, how="semi")
     )
     new_days = sales[S.DATE].n_unique()
     if new_days == 0:

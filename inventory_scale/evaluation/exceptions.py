@@ -183,7 +183,7 @@ def _stock_state(
 ) -> pl.DataFrame:
     """Per series with stock and forecast days after ``asof``: demand until the next receipt (mean
     and at ``stockout_quantile``), demand per day, and the stock columns."""
-    q_col = _protection_column(forecasts.columns, cfg.stockout_quantile)
+    q_col = protection_column(forecasts.columns, cfg.stockout_quantile)
     first = forecasts.sort(S.DS).group_by(KEYS, maintain_order=True).first()
     spread = (
         (pl.col(q_col) - pl.col(S.PI_MEAN)).clip(lower_bound=0.0) if q_col is not None else pl.lit(0.0)
@@ -300,7 +300,7 @@ def _stock_checks(state: pl.DataFrame, cfg: MonitorConfig) -> list[dict[str, Any
     return out
 
 
-def _protection_column(columns: list[str], q: float) -> str | None:
+def protection_column(columns: list[str], q: float) -> str | None:
     """The protection-interval quantile column closest to ``q`` from above (else the highest)."""
     levels = sorted(float(c[len("pi_q") :]) for c in columns if c.startswith("pi_q"))
     if not levels:
