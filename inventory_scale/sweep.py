@@ -36,6 +36,7 @@ import polars as pl
 import pytorch_lightning as lightning
 
 from inventory_scale import schema as S
+from inventory_scale import sweep_results as R
 from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
@@ -62,6 +63,7 @@ class SweepPlan:
     cutoffs: tuple[dt.date, ...]
     series: pl.DataFrame  # sku_id, warehouse_id, n_periods, category: the validation sample
     spec_hash: str  # what a resumed sweep must match
+    spec: dict[str, Any] = dataclasses.field(default_factory=dict)  # flat: "base.model.dropout" -> 0.1
 
     @property
     def metric(self) -> str:
@@ -126,7 +128,7 @@ def plan_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> SweepPlan:
         ", ".join(c.isoformat() for c in cutoffs),
         cfg.sweep.metric,
     )
-    spec = {
+    spec: dict[str, Any] = {
         "space": {p.key: dataclasses.asdict(p) for p in params},
         "fixed": fixed,
         "metric": cfg.sweep.metric,
@@ -136,8 +138,10 @@ def plan_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> SweepPlan:
         "series": shards_digest(sample.with_columns(pl.lit(0).alias(S.SHARD))),
         "base": {g: dataclasses.asdict(getattr(base, g)) for g in ("data", "model", "trainer", "forecast")},
     }
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    plan = SweepPlan(base, tuple(params), fixed, tuple(cutoffs), sample, digest)
+    del spec["base"]["data"]["source_dir"]  # the import source: not what trials read
+    flat = R.flatten_spec(spec)
+    digest = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    plan = SweepPlan(base, tuple(params), fixed, tuple(cutoffs), sample, digest, flat)
     if cfg.sweep.grace_period > plan.max_budget:
         raise ConfigError(
             f"config key 'sweep.grace_period' ({cfg.sweep.grace_period}) exceeds the most epochs a "
@@ -322,7 +326,6 @@ def run_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, A
     """
     import time
 
-    from inventory_scale import sweep_results as R
     from inventory_scale.distributed import tune
 
     if cfg.ray.mode == "inprocess":
@@ -340,15 +343,12 @@ def run_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, A
         io.remove(out, opts)
         restore = False
     if restore:
-        stored = io.read_json(state_uri, opts).get("spec_hash") if io.exists(state_uri, opts) else None
-        if stored != plan.spec_hash:
-            raise ConfigError(
-                f"config key 'sweep.name': {out} holds sweep '{cfg.sweep.name}' made with a different "
-                f"space, overrides, sample or config (spec {stored} vs {plan.spec_hash}); "
-                "use another sweep.name or run.dir, or sweep.resume=false to start over"
-            )
+        stored = io.read_json(state_uri, opts) if io.exists(state_uri, opts) else {}
+        R.check_stored_spec(stored, plan.spec_hash, plan.spec, out, cfg.sweep.name)
     else:
-        io.write_json(state_uri, {"spec_hash": plan.spec_hash, "name": cfg.sweep.name}, opts)
+        io.write_json(
+            state_uri, {"spec_hash": plan.spec_hash, "name": cfg.sweep.name, "spec": plan.spec}, opts
+        )
     rows, interrupted = tune.run_tune(plan, out, opts, restore=restore)
     if interrupted:
         raise InventoryScaleError(
@@ -365,6 +365,9 @@ def run_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, A
         def rescore(p: dict[str, Any]) -> float:  # in this process, with a trial's threads
             import torch
 
+            from inventory_scale.distributed.tasks import _quiet_lightning
+
+            _quiet_lightning()
             threads = torch.get_num_threads()
             torch.set_num_threads(max(1, int(cfg.sweep.cpus_per_trial)))
             try:
@@ -374,7 +377,13 @@ def run_sweep(cfg: Config, opts: io.StorageOptions | None = None) -> dict[str, A
 
         summary.update(R.default_score(point, table, plan.metric, stored.get("default"), rescore))
     seconds = round(time.perf_counter() - t0, 1)
-    state = {"spec_hash": plan.spec_hash, "name": cfg.sweep.name, **summary, "seconds": seconds}
+    state = {
+        "spec_hash": plan.spec_hash,
+        "name": cfg.sweep.name,
+        "spec": plan.spec,
+        **summary,
+        "seconds": seconds,
+    }
     io.write_json(state_uri, state, opts)
     return {
         "stage": "sweep",

@@ -16,6 +16,7 @@ Under ``<run.dir>/sweeps/<sweep.name>/``:
 from __future__ import annotations
 
 import io as _bytes_io
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ import polars as pl
 import yaml
 
 from inventory_scale.data import io
-from inventory_scale.errors import InventoryScaleError
+from inventory_scale.errors import ConfigError, InventoryScaleError, format_keys
 
 log = logging.getLogger(__name__)
 
@@ -200,3 +201,33 @@ def default_score(
         "sweep: default config %s %.5f (%s); best %.5f: %.1f%% lower", metric, score, source, best, 100 * gain
     )
     return {"default": {metric: score, "source": source, "point": point}, "improvement": round(gain, 5)}
+
+
+def flatten_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"base": {"model": {"dropout": 0.1}}}`` -> ``{"base.model.dropout": 0.1}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten_spec(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.loads(json.dumps(value, default=str))
+    return out
+
+
+def check_stored_spec(
+    stored: dict[str, Any], spec_hash: str, spec: dict[str, Any], out: str, name: str
+) -> None:
+    """Refuse to resume a sweep folder made with another spec; name the keys that differ.
+
+    Raises:
+        ConfigError: the stored spec hash differs from ``spec_hash``.
+    """
+    if stored.get("spec_hash") == spec_hash:
+        return
+    old = stored.get("spec") or {}
+    changed = sorted(k for k in old.keys() | spec.keys() if old.get(k) != spec.get(k))
+    raise ConfigError(
+        f"config key 'sweep.name': {out} holds sweep '{name}' made with a different space, "
+        f"overrides, sample or config (differs in: {format_keys(changed) or 'unknown'}); "
+        "use another sweep.name or run.dir, or sweep.resume=false to start over"
+    )

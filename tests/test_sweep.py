@@ -127,7 +127,9 @@ def test_tiny_sweep_best_is_table_minimum_and_overlay_runs(tiny_data: Path, tmp_
     assert hparams["learning_rate"] == pytest.approx(best["model.learning_rate"])
 
 
-def test_interrupted_sweep_resumes_without_redoing_finished_trials(tiny_data: Path, tmp_path: Path) -> None:
+def test_interrupted_sweep_resumes_without_redoing_finished_trials(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     # one trial at a time, no ASHA stop (rung at 40 epochs > the 2 of the budget): a finished
     # trial is one whose last report says complete
@@ -164,6 +166,11 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(tiny_data: Pa
         assert after[name] == before[name]
     state = json.loads((run / "sweeps" / "tiny" / "sweep.json").read_text())
     assert state["best"]["rmsse"] == pytest.approx(table["rmsse"].min())
+    # the same folder with another space is refused before Ray starts, naming what changed
+    extra = "+sweep.space.model.weight_decay={type:loguniform,low:1e-5,high:1e-3}"
+    assert main(["sweep", *args, extra]) == 2
+    assert "space.model.weight_decay" in capsys.readouterr().err
+    assert {t.name for t in _trial_dirs(run)} == set(after)
 
 
 def _is_complete(trial: Path) -> bool:
