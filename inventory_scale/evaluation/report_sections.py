@@ -215,9 +215,12 @@ def forecasts(inp: RunInputs, cfg: ReportConfig) -> Section:
         for k in list(scores)[: cfg.n_worst + len(chosen)]
         if k not in chosen
     ][: cfg.n_worst]
-    if not scores:
+    if not scores and cfg.n_worst:
         sec.missing.append(
             "No `backtest/series/`: the worst series cannot be named (run `inventory-scale backtest`)."
+            if inp.backtest_series() is None
+            else f"The backtest scored no `{OURS}` series on {cfg.metric} (backtest.models): the worst "
+            "series cannot be named."
         )
     products = inp.data_table(S.PRODUCTS)
     cats = {} if products is None else dict(products.select(S.SKU_ID, S.CATEGORY).iter_rows())
