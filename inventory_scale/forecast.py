@@ -18,11 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pytorch_lightning as lightning
 import torch
 
 from inventory_scale import schema as S
@@ -127,9 +129,18 @@ def pack(
 
 
 def train_shard(
-    data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int, ckpt_dir: str
+    data: ShardData,
+    cfg: Config,
+    *,
+    cutoff: dt.date,
+    shard_id: int,
+    ckpt_dir: str,
+    callbacks: Sequence[lightning.Callback] = (),
 ) -> tuple[ForecastModule, str, dict[str, Any]]:
-    """Fit one global LSTM on a shard; returns (module, checkpoint path, info)."""
+    """Fit one global LSTM on a shard; returns (module, checkpoint path, info).
+
+    ``callbacks`` are extra Lightning callbacks for the fit (the sweep scores each epoch with one).
+    """
     t0 = time.perf_counter()
     packed = pack(data, cfg, cutoff)
     seed = shard_seed(cfg.seed, shard_id)
@@ -151,7 +162,16 @@ def train_shard(
     scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
     stats: dict[str, Any] = {}
     module, ckpt = fit_forecaster(
-        dm, net, cfg.model, cfg.trainer, seed, ckpt_dir, scaler_state, stats=stats, label=f"shard {shard_id}"
+        dm,
+        net,
+        cfg.model,
+        cfg.trainer,
+        seed,
+        ckpt_dir,
+        scaler_state,
+        stats=stats,
+        label=f"shard {shard_id}",
+        callbacks=callbacks,
     )
     info = {
         "shard": shard_id,

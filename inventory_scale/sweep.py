@@ -40,11 +40,11 @@ from inventory_scale import sweep_results as R
 from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
-from inventory_scale.distributed.sharding import assign_shards, shard_seed, shards_digest
+from inventory_scale.distributed.sharding import assign_shards, shards_digest
 from inventory_scale.errors import ConfigError, DataQualityError, InventoryScaleError
 from inventory_scale.evaluation.backtest import _actuals, _score, backtest_cutoffs
 from inventory_scale.evaluation.scales import series_scales
-from inventory_scale.forecast import ShardData, forecast_shard, list_series, load_shard, pack
+from inventory_scale.forecast import ShardData, forecast_shard, list_series, load_shard, train_shard
 from inventory_scale.sweep_space import Param, apply_overrides, default_point, parse_space
 
 log = logging.getLogger(__name__)
@@ -226,45 +226,11 @@ class _EpochCallback(lightning.Callback):
 def _fit_unit(
     data: ShardData, cfg: Config, cutoff: dt.date, shard_id: int, on_epoch: Callable[..., None]
 ) -> None:
-    """Train one shard's LSTM as ``train`` does (same seeds, trainer, schedule), epoch hook added."""
-    from inventory_scale.data.windows import ShardDataModule
-    from inventory_scale.models.fit import build_trainer
-    from inventory_scale.models.lstm import LSTMConfig
-    from inventory_scale.models.module import ForecastModule
-
-    packed = pack(data, cfg, cutoff)
-    seed = shard_seed(cfg.seed, shard_id)
-    dm = ShardDataModule(
-        packed,
-        cfg.model,
-        context_length=cfg.data.context_length,
-        steps_per_epoch=cfg.trainer.steps_per_epoch,
-        seed=seed,
-    )
-    net = LSTMConfig.from_model_config(
-        cfg.model,
-        num_time_features=dm.num_time_features,
-        cardinalities=dm.cardinalities,
-        context_length=cfg.data.context_length,
-        horizon=cfg.data.horizon,
-        freq=cfg.data.freq,
-    )
-    lightning.seed_everything(seed, workers=True, verbose=False)
-    module = ForecastModule(
-        net_config=dataclasses.asdict(net),
-        learning_rate=cfg.model.learning_rate,
-        weight_decay=cfg.model.weight_decay,
-        max_steps=cfg.trainer.max_epochs * cfg.trainer.steps_per_epoch,
-        scaler_state={
-            "vocab": packed.vocab,
-            "feature_names": list(packed.feature_names),
-            "freq": packed.freq,
-        },
-    )
+    """Train one shard's LSTM exactly as ``train`` does (``forecast.train_shard``), epoch hook added."""
     with tempfile.TemporaryDirectory(prefix="sweep-ckpt-") as tmp:
-        trainer, _ = build_trainer(cfg.trainer, tmp)
-        trainer.callbacks.append(_EpochCallback(on_epoch))  # type: ignore[attr-defined]
-        trainer.fit(module, datamodule=dm)
+        train_shard(
+            data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=tmp, callbacks=[_EpochCallback(on_epoch)]
+        )
 
 
 def run_trial(plan: SweepPlan, point: dict[str, Any], report: Report) -> dict[str, Any]:

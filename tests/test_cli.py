@@ -75,11 +75,13 @@ def test_unknown_stage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown stage 'trian'" in err and "train" in err
 
 
-@pytest.mark.parametrize("stage", [s.name for s in pipeline.STAGES.values() if not s.built])
-def test_unbuilt_stages_say_so(stage: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([stage]) == EXIT_NOT_BUILT
+def test_unbuilt_stage_says_so(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # every stage is built now; a registered future stage still exits 3 naming its issue
+    future = pipeline.Stage("future", "a stage to come", ("run",), issue=99)
+    monkeypatch.setitem(pipeline.STAGES, future.name, future)
+    assert main([future.name]) == EXIT_NOT_BUILT
     err = capsys.readouterr().err
-    assert "not built yet" in err and f"issue #{pipeline.STAGES[stage].issue}" in err
+    assert "not built yet" in err and "issue #99" in err
 
 
 def test_config_errors_exit_2_naming_the_key(capsys: pytest.CaptureFixture[str]) -> None:

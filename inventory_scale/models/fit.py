@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,11 @@ def _check_consistent(net_config: LSTMConfig, model_cfg: ModelConfig) -> None:
 
 
 def build_trainer(
-    trainer_cfg: TrainerConfig, ckpt_dir: str, log_dir: str | None = None, label: str = "model"
+    trainer_cfg: TrainerConfig,
+    ckpt_dir: str,
+    log_dir: str | None = None,
+    label: str = "model",
+    callbacks: Sequence[lightning.Callback] = (),
 ) -> tuple[lightning.Trainer, ModelCheckpoint]:
     """A Trainer with early stopping and best-only checkpointing on ``val_loss``.
 
@@ -57,6 +62,7 @@ def build_trainer(
         ckpt_dir: directory the best checkpoint is written to.
         log_dir: write CSV metrics there when given; no logger otherwise.
         label: names the fit in the epoch progress lines (``"shard 3"``).
+        callbacks: extra Lightning callbacks, run after checkpointing and early stopping.
 
     Returns:
         ``(trainer, checkpoint_callback)``.
@@ -73,7 +79,7 @@ def build_trainer(
         limit_train_batches=trainer_cfg.steps_per_epoch,
         gradient_clip_val=trainer_cfg.gradient_clip_val,
         deterministic=trainer_cfg.deterministic,
-        callbacks=[checkpoint, early, EpochProgress(label, trainer_cfg.max_epochs)],
+        callbacks=[checkpoint, early, EpochProgress(label, trainer_cfg.max_epochs), *callbacks],
         default_root_dir=ckpt_dir,
         logger=CSVLogger(log_dir, name="forecaster") if log_dir is not None else False,
         log_every_n_steps=min(50, trainer_cfg.steps_per_epoch),
@@ -95,6 +101,7 @@ def fit_forecaster(
     log_dir: str | None = None,
     stats: dict[str, Any] | None = None,
     label: str = "model",
+    callbacks: Sequence[lightning.Callback] = (),
 ) -> tuple[ForecastModule, str]:
     """Seed, train and return the best model (reloaded from its checkpoint) and the checkpoint path.
 
@@ -110,6 +117,7 @@ def fit_forecaster(
         stats: when given, filled with ``steps``, ``fit_seconds``, ``windows_per_s`` (training
             windows per second of ``trainer.fit``), ``val_loss``, ``epochs`` and ``device``.
         label: names the fit in the epoch progress lines (``"shard 3"``).
+        callbacks: extra Lightning callbacks (the sweep's per-epoch scoring hook).
 
     Returns:
         ``(module, checkpoint_path)``; the module is on CPU in eval mode.
@@ -128,7 +136,7 @@ def fit_forecaster(
         scaler_state=scaler_state,
     )
     Path(ckpt_dir).mkdir(parents=True, exist_ok=True)
-    trainer, checkpoint = build_trainer(trainer_cfg, ckpt_dir, log_dir, label)
+    trainer, checkpoint = build_trainer(trainer_cfg, ckpt_dir, log_dir, label, callbacks)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
     seconds = time.perf_counter() - t0
