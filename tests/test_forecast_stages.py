@@ -56,8 +56,10 @@ def test_training_writes_one_checkpoint_per_shard(run: tuple[Config, list[str]])
     budget = cfg.trainer.max_epochs * cfg.trainer.steps_per_epoch
     for shard in manifest["shards"]:  # fit statistics travel with each shard's result
         assert 0 < shard["steps"] <= budget and shard["device"] == "cpu"
+        # fit_seconds is rounded to 1 ms: on a tiny fast fit that alone moves the ratio by > 1%
         assert shard["windows_per_s"] == pytest.approx(
-            shard["steps"] * cfg.model.batch_size / shard["fit_seconds"], rel=0.01
+            shard["steps"] * cfg.model.batch_size / shard["fit_seconds"],
+            rel=max(0.01, 0.0006 / shard["fit_seconds"]),
         )
     for sid in range(3):
         assert (Path(cfg.run.dir) / "models" / f"shard={sid:05d}" / "model.ckpt").stat().st_size > 0
