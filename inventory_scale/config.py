@@ -10,28 +10,32 @@ Stage code receives a plain :class:`Config` (picklable, so it crosses into Ray w
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
-from inventory_scale.errors import ConfigError
+from inventory_scale.config_checks import check_date as _check_date
+from inventory_scale.config_checks import require as _require
+from inventory_scale.config_tools import (
+    BENCH_DATASETS,
+    BENCH_MODELS,
+    BenchConfig,
+    BenchDatasetConfig,
+    MonitorConfig,
+    ReportConfig,
+    SweepConfig,
+)
 from inventory_scale.schema import FREQUENCIES
 
+__all__ = [
+    "BENCH_DATASETS",
+    "BENCH_MODELS",
+    "BenchConfig",
+    "BenchDatasetConfig",
+    "MonitorConfig",
+    "ReportConfig",
+    "SweepConfig",
+]
+
 DEFAULT_QUANTILES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
-
-
-def _require(ok: bool, key: str, rule: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"config key '{key}' {rule}, got {value!r}")
-
-
-def _check_date(key: str, value: str | None) -> None:
-    if value is None:
-        return
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"config key '{key}' must be an ISO date (YYYY-MM-DD), got {value!r}") from None
 
 
 @dataclass
@@ -362,58 +366,6 @@ class BacktestConfig:
 
 
 @dataclass
-class SweepConfig:
-    """Hyperparameter search (Ray Tune + Optuna TPE + ASHA; ``inventory_scale/sweep.py``).
-
-    ``space`` maps config keys to distributions (``sweep_space.py``); ``overrides`` sets keys to
-    fixed values for every trial (the trial budget). Trials are scored with ``metric`` on the
-    ``horizon`` after ``cutoffs`` validation origins ending at ``end`` (null: ``backtest.end`` or
-    the last date), for the series of ``shards`` shards of the base sharding.
-    """
-
-    name: str = "lstm_small"
-    num_samples: int = 16
-    max_concurrent: int = 2
-    metric: str = "rmsse"
-    time_budget_s: float | None = None
-    space: dict[str, Any] = field(default_factory=dict)
-    overrides: dict[str, Any] = field(default_factory=dict)
-    shards: int = 2
-    cutoffs: int = 1
-    end: str | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    grace_period: int = 1
-    reduction_factor: int = 2
-    include_default: bool = True
-    resume: bool = True
-
-    def __post_init__(self) -> None:
-        _require(bool(self.name) and "/" not in self.name, "sweep.name", "must be a plain name", self.name)
-        _require(self.num_samples > 0, "sweep.num_samples", "must be > 0", self.num_samples)
-        _require(self.max_concurrent > 0, "sweep.max_concurrent", "must be > 0", self.max_concurrent)
-        _require(
-            self.metric in ("rmsse", "crps", "mase", "spl"),
-            "sweep.metric",
-            "must be rmsse, crps, mase or spl",
-            self.metric,
-        )
-        _require(
-            self.time_budget_s is None or self.time_budget_s > 0,
-            "sweep.time_budget_s",
-            "must be > 0 or null",
-            self.time_budget_s,
-        )
-        _require(self.shards > 0, "sweep.shards", "must be > 0", self.shards)
-        _require(self.cutoffs > 0, "sweep.cutoffs", "must be > 0", self.cutoffs)
-        _check_date("sweep.end", self.end)
-        _require(self.cpus_per_trial > 0, "sweep.cpus_per_trial", "must be > 0", self.cpus_per_trial)
-        _require(self.gpus_per_trial >= 0, "sweep.gpus_per_trial", "must be >= 0", self.gpus_per_trial)
-        _require(self.grace_period > 0, "sweep.grace_period", "must be > 0", self.grace_period)
-        _require(self.reduction_factor >= 2, "sweep.reduction_factor", "must be >= 2", self.reduction_factor)
-
-
-@dataclass
 class ValidateConfig:
     """Input checks: ``mode=fail`` stops at the first broken rule, ``quarantine`` sets rows aside."""
 
@@ -455,179 +407,6 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check_date("run.cutoff", self.cutoff)
-
-
-@dataclass
-class ReportConfig:
-    """The run report (``inventory-scale report``): which series and events it shows.
-
-    ``series`` names series as ``sku_id/warehouse_id``; when empty the ``n_top`` best sellers are
-    shown. ``n_worst`` more are the series the backtest scored worst on ``metric``. ``events``
-    are matched case-insensitively as substrings of the calendar's event names.
-    """
-
-    dir: str | None = None
-    series: list[str] = field(default_factory=list)
-    n_top: int = 2
-    n_worst: int = 2
-    history_days: int = 56
-    metric: str = "mase"
-    events: list[str] = field(default_factory=lambda: ["11.11", "Black Friday", "Christmas"])
-    event_before: int = 14
-    event_after: int = 7
-    top_orders: int = 5
-
-    def __post_init__(self) -> None:
-        _require(self.n_top >= 0, "report.n_top", "must be >= 0", self.n_top)
-        _require(self.n_worst >= 0, "report.n_worst", "must be >= 0", self.n_worst)
-        _require(self.history_days > 0, "report.history_days", "must be > 0", self.history_days)
-        for s in self.series:
-            _require(s.count("/") == 1, "report.series", "must hold 'sku_id/warehouse_id' names", s)
-        metrics = ("mase", "rmsse", "spl", "crps", "bias")
-        _require(self.metric in metrics, "report.metric", f"must be one of {list(metrics)}", self.metric)
-        _require(self.event_before > 0, "report.event_before", "must be > 0", self.event_before)
-        _require(self.event_after >= 0, "report.event_after", "must be >= 0", self.event_after)
-        _require(self.top_orders >= 0, "report.top_orders", "must be >= 0", self.top_orders)
-
-
-@dataclass
-class MonitorConfig:
-    """Monitoring (``inventory-scale monitor``): new sales against the last forecast.
-
-    False alarms on a calibrated forecast (independent days): a band run of ``band_days`` days
-    outside the 90% band has probability <= ``0.1 ** band_days`` per start day; the level-shift
-    sign test is sized to ``shift_alpha`` (see ``inventory_scale/evaluation/exceptions.py``).
-    """
-
-    asof: str | None = None
-    band_days: int = 3
-    shift_min_days: int = 7
-    shift_alpha: float = 0.01
-    shift_min_ratio: float = 0.25
-    stockout_quantile: float = 0.9
-    excess_cover_days: float = 120.0
-    reforecast: bool = False
-
-    def __post_init__(self) -> None:
-        _check_date("monitor.asof", self.asof)
-        _require(self.band_days >= 1, "monitor.band_days", "must be >= 1", self.band_days)
-        _require(self.shift_min_days >= 2, "monitor.shift_min_days", "must be >= 2", self.shift_min_days)
-        _require(
-            0.0 < self.shift_alpha < 0.5, "monitor.shift_alpha", "must be inside (0, 0.5)", self.shift_alpha
-        )
-        _require(self.shift_min_ratio >= 0, "monitor.shift_min_ratio", "must be >= 0", self.shift_min_ratio)
-        _require(
-            0.5 <= self.stockout_quantile < 1.0,
-            "monitor.stockout_quantile",
-            "must be in [0.5, 1)",
-            self.stockout_quantile,
-        )
-        _require(
-            self.excess_cover_days > 0, "monitor.excess_cover_days", "must be > 0", self.excess_cover_days
-        )
-
-
-BENCH_MODELS = ("ours", "nf_lstm", "nf_lstm_negbin", "seasonal_naive", "autoets", "lightgbm")
-"""Models ``inventory-scale bench`` knows: ours (LSTM on Ray) and the peers (``bench/peers.py``)."""
-
-BENCH_DATASETS = ("synthetic", "m5", "store_item")
-"""Daily datasets the benchmark can run on (``bench.datasets[].name``)."""
-
-
-@dataclass
-class BenchDatasetConfig:
-    """One dataset of a benchmark run: what to load or generate, its cutoffs, and our settings.
-
-    ``ours`` holds dotted overrides of the whole config for our LSTM on this dataset (e.g.
-    ``{"model.hidden_size": 128, "ray.shard_size": "all"}``); the peers read context, horizon,
-    hidden size and the training-step budget from the result, so both sides match.
-    """
-
-    name: str = "synthetic"
-    label: str | None = None
-    n_skus: int = 250
-    n_warehouses: int = 4
-    days: int = 730
-    max_series: int | None = None
-    horizon: int = 28
-    context_length: int = 56
-    cutoffs: int = 1
-    step: int = 28
-    ours: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _require(
-            self.name in BENCH_DATASETS,
-            "bench.datasets.name",
-            f"must be one of {list(BENCH_DATASETS)}",
-            self.name,
-        )
-        _require(self.n_skus > 0, "bench.datasets.n_skus", "must be > 0", self.n_skus)
-        _require(self.n_warehouses > 0, "bench.datasets.n_warehouses", "must be > 0", self.n_warehouses)
-        _require(self.days > 0, "bench.datasets.days", "must be > 0", self.days)
-        _require(
-            self.max_series is None or self.max_series > 0,
-            "bench.datasets.max_series",
-            "must be > 0 or null",
-            self.max_series,
-        )
-        _require(self.horizon > 0, "bench.datasets.horizon", "must be > 0", self.horizon)
-        _require(
-            self.context_length >= 2, "bench.datasets.context_length", "must be >= 2", self.context_length
-        )
-        _require(self.cutoffs > 0, "bench.datasets.cutoffs", "must be > 0", self.cutoffs)
-        _require(self.step > 0, "bench.datasets.step", "must be > 0", self.step)
-
-    @property
-    def key(self) -> str:
-        """Row label: ``label``, else the name (with the series count for synthetic data)."""
-        if self.label:
-            return self.label
-        return f"synthetic-{self.n_skus * self.n_warehouses}" if self.name == "synthetic" else self.name
-
-
-@dataclass
-class BenchConfig:
-    """``inventory-scale bench``: ours against the peers on the same data, horizon and cutoffs."""
-
-    name: str = "quick"
-    datasets: list[BenchDatasetConfig] = field(default_factory=lambda: [BenchDatasetConfig()])
-    models: list[str] = field(default_factory=lambda: list(BENCH_MODELS))
-    require_peers: bool = True
-    threads: int | None = None
-    peer_steps_factor: float = 1.0
-    lightgbm_estimators: int = 300
-    lightgbm_conformal_windows: int = 0
-    hardware: bool = True
-    hardware_seconds: float = 2.0
-    out_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        _require(len(self.datasets) > 0, "bench.datasets", "must list at least one dataset", self.datasets)
-        keys = [d.key for d in self.datasets]
-        _require(len(set(keys)) == len(keys), "bench.datasets", "must have distinct labels", keys)
-        _require(len(self.models) > 0, "bench.models", "must list at least one model", self.models)
-        for m in self.models:
-            _require(m in BENCH_MODELS, "bench.models", f"must hold models among {list(BENCH_MODELS)}", m)
-        _require(
-            self.threads is None or self.threads > 0, "bench.threads", "must be > 0 or null", self.threads
-        )
-        _require(
-            self.peer_steps_factor >= 1.0,
-            "bench.peer_steps_factor",
-            "must be >= 1 (peers get an equal or larger step budget)",
-            self.peer_steps_factor,
-        )
-        _require(
-            self.lightgbm_estimators > 0, "bench.lightgbm_estimators", "must be > 0", self.lightgbm_estimators
-        )
-        _require(
-            self.lightgbm_conformal_windows >= 0 and self.lightgbm_conformal_windows != 1,
-            "bench.lightgbm_conformal_windows",
-            "must be 0 (point forecast only) or >= 2",
-            self.lightgbm_conformal_windows,
-        )
-        _require(self.hardware_seconds > 0, "bench.hardware_seconds", "must be > 0", self.hardware_seconds)
 
 
 @dataclass

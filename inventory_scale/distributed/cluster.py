@@ -221,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             info = up(state, args.workers, args.cpus_per_node, args.head_cpus)
-            print(f"RAY_ADDRESS={info['dashboard']}  (gcs {info['gcs_address']})")
+            sys.stdout.write(f"RAY_ADDRESS={info['dashboard']}  (gcs {info['gcs_address']})\n")
         else:
             down(state)
     except (RuntimeError, subprocess.TimeoutExpired) as e:
-        print(f"cluster {args.action}: {e}", file=sys.stderr)
+        sys.stderr.write(f"cluster {args.action}: {e}\n")
         if args.action == "up":
             down(state)
         return 1
