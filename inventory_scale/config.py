@@ -181,9 +181,11 @@ class ForecastConfig:
     quantiles: list[float] = field(default_factory=lambda: list(DEFAULT_QUANTILES))
     protection_quantiles: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     keep_paths: bool = False
+    sample_rows: int = 65536
 
     def __post_init__(self) -> None:
         _require(self.num_paths > 0, "forecast.num_paths", "must be > 0", self.num_paths)
+        _require(self.sample_rows > 0, "forecast.sample_rows", "must be > 0", self.sample_rows)
         for key, qs in (
             ("forecast.quantiles", self.quantiles),
             ("forecast.protection_quantiles", self.protection_quantiles),

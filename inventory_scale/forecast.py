@@ -8,7 +8,9 @@ These are the plain functions a Ray task (``distributed/runner.py``) or an in-pr
 - :func:`train_shard` packs the shard into CSR windows and fits one global DeepAR-style LSTM; the
   checkpoint carries the vocabularies, so forecasting needs nothing else.
 - :func:`forecast_shard` draws ``num_paths`` joint sample paths for every series of the shard in
-  one batched tensor on the module's device and turns them into the forecast frame.
+  batched tensors on the module's device (chunks of at most ``forecast.sample_rows`` series x
+  paths rows, so memory stays bounded whatever the shard size) and turns them into the forecast
+  frame.
 - :func:`baseline_shard` does the same for the seasonal baselines, so metrics, optimizer and
   simulator treat every model alike.
 """
@@ -216,6 +218,27 @@ def _frame(
     )
 
 
+def sample_chunked(
+    module: ForecastModule,
+    batch: dict[str, torch.Tensor],
+    num_paths: int,
+    max_rows: int,
+    generator: torch.Generator,
+) -> np.ndarray:
+    """Paths ``[N, S, H]`` drawn chunk by chunk of series, at most ``max_rows`` series x paths each.
+
+    The sampler's buffers grow with series x paths x (lag history + horizon); one chunk at a time
+    keeps the peak bounded. Chunks draw from one generator in order, so a rerun gives the same paths.
+    """
+    n = next(iter(batch.values())).shape[0]
+    step = max(1, max_rows // num_paths)
+    out = np.empty((n, num_paths, module.net.config.horizon), dtype=np.float32)
+    for lo in range(0, n, step):
+        part = {k: v[lo : lo + step] for k, v in batch.items()}
+        out[lo : lo + step] = module.sample(part, num_paths, generator=generator).float().cpu().numpy()
+    return out
+
+
 @torch.no_grad()
 def forecast_shard(
     module: ForecastModule, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
@@ -227,7 +250,7 @@ def forecast_shard(
     device = module.device
     batch = {k: v.to(device) for k, v in batch.items()}
     gen = torch.Generator(device=device).manual_seed(shard_seed(cfg.seed, shard_id))
-    paths = module.sample(batch, cfg.forecast.num_paths, generator=gen).float().cpu().numpy()  # [N, S, H]
+    paths = sample_chunked(module, batch, cfg.forecast.num_paths, cfg.forecast.sample_rows, gen)
     return _frame(paths, packed, data, cfg, cutoff), paths
 
 
