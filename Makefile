@@ -20,17 +20,17 @@ RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 .PHONY: help setup demo test test-slow test-gpu lint format bench bench-synth data validate train forecast \
         optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale \
-        bench-allocate bench-policy clean
+        bench-allocate bench-policy bench-text clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(VENV)/.setup-done ## create .venv (torch 2.13.0 CPU wheel unless a torch imports, then -e .[dev,bench]); quick when done
+setup: $(VENV)/.setup-done ## create .venv (torch 2.13.0 CPU wheel unless a torch imports, then -e .[dev,bench,text]); quick when done
 
 $(VENV)/.setup-done: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==$(TORCH_VERSION)"
-	$(PY) -m pip install -q -e ".[dev,bench]"
+	$(PY) -m pip install -q -e ".[dev,bench,text]"
 	@touch $@
 
 demo: setup ## generate a synthetic marketplace and run every built stage on it (local Ray)
@@ -107,6 +107,9 @@ bench-allocate: setup ## optimizer: 1M SKU-warehouse decisions via Ray (200 x 5,
 	$(PY) benchmarks/bench_allocate.py gap $(ARGS)
 
 EXPERIMENT ?= policy_ab
+bench-text: setup ## product text for cold start: text vs no text vs category-average launch baseline (synthetic; ARGS=--m5 adds M5)
+	$(PY) benchmarks/bench_text.py $(ARGS)
+
 bench-policy: setup ## policy A/B: generate (synthetic) + backtest +experiment=$(EXPERIMENT) (policy_ab | policy_ab_m5)
 	@if [ "$(EXPERIMENT)" = "policy_ab" ]; then $(CLI) generate +experiment=$(EXPERIMENT) $(ARGS); fi
 	$(CLI) backtest +experiment=$(EXPERIMENT) $(ARGS)

@@ -154,11 +154,18 @@ def _summary(stdout: str) -> dict[str, Any]:
 
 
 def bench_size(
-    n: int, modes: list[str], data_dir: Path, run_dir: Path, optimize: bool, keep: bool
+    n: int,
+    modes: list[str],
+    data_dir: Path,
+    run_dir: Path,
+    optimize: bool,
+    keep: bool,
+    extra: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Generate ``n`` series once, then run the stages in every mode; one record per mode."""
     root = data_dir / f"series-{n}"
     base = [*SCALE_SETTINGS, f"data.n_skus={n // WAREHOUSES}", f"data.n_warehouses={WAREHOUSES}"]
+    base += extra or []
     base.append(f"data.root={root}")
     logs = run_dir / "bench" / "logs" / f"series-{n}"
     logs.mkdir(parents=True, exist_ok=True)
@@ -280,6 +287,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="datasets/bench_scale")
     parser.add_argument("--run-dir", default="outputs/bench_scale")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and run outputs")
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, KEY=VALUE")
     args = parser.parse_args()
     data_dir, run_dir = Path(args.data_dir).absolute(), Path(args.run_dir).absolute()
     optimize = not args.no_optimize and _optimize_works()
@@ -291,7 +299,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "machine": machine,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "settings": [*SCALE_SETTINGS, f"data.n_warehouses={WAREHOUSES}"],
+        "settings": [*SCALE_SETTINGS, f"data.n_warehouses={WAREHOUSES}", *args.set],
         "optimize": optimize,
         "load_avg_start": os.getloadavg(),
         "records": [],
@@ -302,7 +310,7 @@ def main() -> None:
         modes = ["ray2"]
         if not args.no_compare and n == args.compare_size:
             modes += ["ray1", "inprocess"]
-        result["records"] += bench_size(n, modes, data_dir, run_dir, optimize, args.keep)
+        result["records"] += bench_size(n, modes, data_dir, run_dir, optimize, args.keep, args.set)
         result["comparisons"] = compare(result["records"])
         result["load_avg_end"] = os.getloadavg()
         (out / "bench_scale.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

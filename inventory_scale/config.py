@@ -61,6 +61,7 @@ class DataConfig:
     days: int = 730
     start_date: str = "2024-01-01"
     chunk_series: int = 4000
+    launch_share: float = 0.15
     # fill rules for fields a source lacks
     margin: float = 0.35
     salvage_fraction: float = 0.3
@@ -91,6 +92,7 @@ class DataConfig:
         _require(self.n_warehouses > 0, "data.n_warehouses", "must be > 0", self.n_warehouses)
         _require(self.days > 0, "data.days", "must be > 0", self.days)
         _require(self.chunk_series > 0, "data.chunk_series", "must be > 0", self.chunk_series)
+        _require(0.0 <= self.launch_share <= 1.0, "data.launch_share", "must be in [0, 1]", self.launch_share)
         _require(0.0 <= self.margin < 1.0, "data.margin", "must be in [0, 1)", self.margin)
         _require(
             0.0 <= self.salvage_fraction < 1.0,
@@ -142,7 +144,9 @@ class ModelConfig:
     weight_decay: float = 1e-4
     batch_size: int = 512
     window_sampling: str = "scale"
+    launch_share: float = 0.0
     text_features: bool = False
+    text_dim: int = 16
     lags: list[int] | None = None
 
     def __post_init__(self) -> None:
@@ -165,6 +169,8 @@ class ModelConfig:
         _require(self.learning_rate > 0, "model.learning_rate", "must be > 0", self.learning_rate)
         _require(self.weight_decay >= 0, "model.weight_decay", "must be >= 0", self.weight_decay)
         _require(self.batch_size > 0, "model.batch_size", "must be > 0", self.batch_size)
+        _require(0.0 <= self.launch_share < 1.0, "model.launch_share", "must be in [0, 1)", self.launch_share)
+        _require(self.text_dim > 0, "model.text_dim", "must be > 0", self.text_dim)
         _require(
             self.window_sampling in ("scale", "uniform"),
             "model.window_sampling",
@@ -182,6 +188,7 @@ class ForecastConfig:
     protection_quantiles: list[float] = field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95, 0.99])
     keep_paths: bool = False
     sample_rows: int = 65536
+    cold_start: bool = True
 
     def __post_init__(self) -> None:
         _require(self.num_paths > 0, "forecast.num_paths", "must be > 0", self.num_paths)
@@ -193,6 +200,21 @@ class ForecastConfig:
             _require(len(qs) > 0, key, "must not be empty", qs)
             for q in qs:
                 _require(0.0 < float(q) < 1.0, key, "must hold quantiles strictly inside (0, 1)", q)
+
+
+@dataclass
+class TextConfig:
+    """Product-text embeddings (``text/embed.py``; used when ``model.text_features=true``)."""
+
+    cache: str = "outputs/text_cache"
+    batch_size: int = 128
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size > 0, "text.batch_size", "must be > 0", self.batch_size)
+        _require(
+            self.device in ("auto", "cpu", "cuda"), "text.device", "must be auto, cpu or cuda", self.device
+        )
 
 
 @dataclass
@@ -248,6 +270,7 @@ class RayConfig:
     max_retries: int = 2
     max_in_flight: int | None = None
     sales_layout: str = "bucketed"
+    dashboard: bool = False
 
     def __post_init__(self) -> None:
         _require(
@@ -419,6 +442,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    text: TextConfig = field(default_factory=TextConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)

@@ -33,6 +33,7 @@ from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
+from inventory_scale.data.listing import last_sales_date, list_series
 from inventory_scale.data.windows import PackedShard, ShardDataModule, inference_batch, pack_shard
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
@@ -43,6 +44,8 @@ from inventory_scale.models.lstm import LSTMConfig
 from inventory_scale.models.module import ForecastModule
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ShardData", "forecast_shard", "last_sales_date", "list_series", "load_shard", "train_shard"]
 
 PERIOD_DAYS = {"1d": 1.0, "1w": 7.0, "1mo": 365.25 / 12}
 
@@ -57,26 +60,6 @@ class ShardData:
     warehouses: pl.DataFrame
     calendar: pl.DataFrame
     inventory: pl.DataFrame
-
-
-def list_series(root: str, cutoff: dt.date | None, opts: io.StorageOptions | None = None) -> pl.DataFrame:
-    """Every series with sales on or before ``cutoff``: keys, category, history length (periods)."""
-    sales = io.scan_table(root, S.SALES, opts)
-    if cutoff is not None:
-        sales = sales.filter(pl.col(S.DATE) <= cutoff)
-    counts = (
-        sales.group_by(S.SKU_ID, S.WAREHOUSE_ID).agg(pl.len().cast(pl.Int64).alias(S.N_PERIODS)).collect()
-    )
-    products = io.read_table(root, S.PRODUCTS, opts, columns=[S.SKU_ID, S.CATEGORY])
-    return counts.join(products, on=S.SKU_ID, how="left").select(S.SHARDS.columns[:-1])
-
-
-def last_sales_date(root: str, opts: io.StorageOptions | None = None) -> dt.date:
-    """The latest date in the sales table (the default forecast origin)."""
-    value = io.scan_table(root, S.SALES, opts).select(pl.col(S.DATE).max()).collect().item()
-    if value is None:
-        raise DataQualityError(f"{io.join(root, S.SALES.name)}: the sales table is empty")
-    return value
 
 
 def load_shard(
@@ -113,12 +96,19 @@ def load_shard(
 
 
 def pack(
-    data: ShardData, cfg: Config, cutoff: dt.date, vocab: dict[str, list[str]] | None = None
+    data: ShardData,
+    cfg: Config,
+    cutoff: dt.date,
+    vocab: dict[str, list[str]] | None = None,
+    text: bool | None = None,
 ) -> PackedShard:
-    """CSR-pack a shard for training or inference (horizon covariates past the cutoff)."""
+    """CSR-pack a shard for training or inference (horizon covariates past the cutoff).
+
+    ``text`` (default ``model.text_features``) adds the product-text covariates ``static_real``.
+    """
     if data.sales.is_empty():
         raise DataQualityError(f"no sales rows up to {cutoff} for this shard's {data.series.height} series")
-    return pack_shard(
+    packed = pack_shard(
         data.sales,
         data.products,
         data.warehouses,
@@ -128,6 +118,16 @@ def pack(
         horizon=cfg.data.horizon,
         vocab=vocab,
     )
+    if cfg.model.text_features if text is None else text:
+        from inventory_scale.text.features import static_real
+
+        packed.static_real = static_real(packed.series, data.products, cfg)
+    return packed
+
+
+def module_uses_text(module: ForecastModule) -> bool:
+    """Whether a trained module reads product-text covariates (``static_real``)."""
+    return module.net.config.static_real_dim > 0
 
 
 def train_shard(
@@ -160,6 +160,7 @@ def train_shard(
         context_length=cfg.data.context_length,
         horizon=cfg.data.horizon,
         freq=cfg.data.freq,
+        static_real_dim=0 if packed.static_real is None else packed.static_real.shape[1],
     )
     scaler_state = {"vocab": packed.vocab, "feature_names": list(packed.feature_names), "freq": packed.freq}
     stats: dict[str, Any] = {}
@@ -197,7 +198,7 @@ def _pi_steps(data: ShardData, series: pl.DataFrame, cfg: Config) -> np.ndarray:
     return protection_steps(lead, review, PERIOD_DAYS[cfg.data.freq])
 
 
-def _frame(
+def shard_frame(
     paths: np.ndarray,
     packed: PackedShard,
     data: ShardData,
@@ -205,6 +206,7 @@ def _frame(
     cutoff: dt.date,
     point: np.ndarray | None = None,
 ) -> pl.DataFrame:
+    """The forecast rows (quantiles, mean, protection-interval demand) of ``packed``'s series."""
     series = packed.series.select(S.SKU_ID, S.WAREHOUSE_ID)
     return summarize_paths(
         paths,
@@ -245,20 +247,20 @@ def forecast_shard(
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Sample paths for every series of a shard; returns (forecast frame, paths ``[N, S, H]``)."""
     vocab = (module.scaler_state or {}).get("vocab")
-    packed = pack(data, cfg, cutoff, vocab=vocab)
+    packed = pack(data, cfg, cutoff, vocab=vocab, text=module_uses_text(module))
     batch = inference_batch(packed, cfg.data.context_length)
     device = module.device
     batch = {k: v.to(device) for k, v in batch.items()}
     gen = torch.Generator(device=device).manual_seed(shard_seed(cfg.seed, shard_id))
     paths = sample_chunked(module, batch, cfg.forecast.num_paths, cfg.forecast.sample_rows, gen)
-    return _frame(paths, packed, data, cfg, cutoff), paths
+    return shard_frame(paths, packed, data, cfg, cutoff), paths
 
 
 def baseline_shard(
     name: str, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Seasonal baseline forecast for a shard through the same frame as the LSTM."""
-    packed = pack(data, cfg, cutoff)
+    packed = pack(data, cfg, cutoff, text=False)
     history = [
         packed.values[packed.indptr[i] : packed.indptr[i] + packed.cutoff_index[i]]
         for i in range(packed.n_series)
@@ -273,4 +275,4 @@ def baseline_shard(
         rng=rng,
     )
     point = FITS[name](history, cfg.data.horizon, cfg.data.season_length).point  # [N, H]
-    return _frame(paths, packed, data, cfg, cutoff, point=point), paths
+    return shard_frame(paths, packed, data, cfg, cutoff, point=point), paths

@@ -89,7 +89,7 @@ def run_validate(cfg: Config) -> Summary:
 
 def resolve_cutoff(cfg: Config, opts: io.StorageOptions) -> dt.date:
     """``run.cutoff`` or, when null, the last sales date of ``data.root``."""
-    from inventory_scale.forecast import last_sales_date
+    from inventory_scale.data.listing import last_sales_date
 
     return dt.date.fromisoformat(cfg.run.cutoff) if cfg.run.cutoff else last_sales_date(cfg.data.root, opts)
 
@@ -183,13 +183,14 @@ def run_train(cfg: Config) -> Summary:
     is bad is reported failed with its reason, the others go on, and the stage ends non-zero
     naming it. With ``ray.sales_layout=bucketed`` the sales are first bucketed by shard.
     """
+    from inventory_scale.data.listing import list_series
     from inventory_scale.distributed import outputs, tasks
     from inventory_scale.distributed.sharding import assign_shards, plan_hash, shards_digest
-    from inventory_scale.forecast import list_series
     from inventory_scale.manifest import fingerprint
 
     opts = storage_options(cfg)
     cutoff = resolve_cutoff(cfg, opts)
+    _warm_text_cache(cfg)
     shards = assign_shards(list_series(cfg.data.root, cutoff, opts), cfg.ray.shard_size, cfg.ray.group_by)
     io.write_table(shards, cfg.run.dir, S.SHARDS, opts)
     out = io.join(cfg.run.dir, outputs.MODELS)
@@ -222,6 +223,30 @@ def run_train(cfg: Config) -> Summary:
     )
 
 
+def _warm_text_cache(cfg: Config) -> None:
+    """Embed every product's text once here, so shard tasks only read the cache (text features on)."""
+    if cfg.model.text_features:
+        from inventory_scale.text.features import warm_cache
+
+        log.info("text embeddings: %s", warm_cache(cfg.data.root, cfg))
+
+
+def _with_cold(cfg: Config, items: list[Any], cutoff: dt.date, opts: io.StorageOptions) -> list[Any]:
+    """Attach to each shard the cold-start series (launched after the cutoff) its model forecasts."""
+    if not cfg.forecast.cold_start or not items:
+        return items
+    from inventory_scale.data.listing import cold_series
+    from inventory_scale.distributed.sharding import assign_cold
+
+    cold = cold_series(cfg.data.root, cutoff, cfg.data.freq, cfg.data.horizon, opts)
+    if cold.is_empty():
+        return items
+    cold = assign_cold(cold, [it.shard for it in items])
+    log.info("forecast: %d cold-start series (launched after %s)", cold.height, cutoff)
+    by_shard = {int(p[S.SHARD][0]): p.drop(S.SHARD) for p in cold.partition_by(S.SHARD)}
+    return [dataclasses.replace(it, cold=by_shard.get(it.shard)) for it in items]
+
+
 def run_forecast(cfg: Config) -> Summary:
     """Sample paths for every series of every trained shard; write ``<run.dir>/forecasts/``.
 
@@ -241,6 +266,8 @@ def run_forecast(cfg: Config) -> Summary:
     shards = io.read_table(cfg.run.dir, S.SHARDS, opts)
     spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
     out = io.join(cfg.run.dir, spec.name)
+    _warm_text_cache(cfg)
+    items = _with_cold(cfg, _shard_items(shards), cutoff, opts)
     train_plan_uri = io.join(cfg.run.dir, outputs.MODELS, outputs.PLAN)
     plan = plan_hash(
         cutoff=cutoff,
@@ -248,13 +275,13 @@ def run_forecast(cfg: Config) -> Summary:
         data=dataclasses.asdict(cfg.data),
         forecast=dataclasses.asdict(cfg.forecast),
         shards=shards_digest(shards),
+        cold=[len(it.cold) for it in items if it.cold is not None],
         models=io.read_json(train_plan_uri, opts).get("hash") if io.exists(train_plan_uri, opts) else None,
     )
     if outputs.reset_if_plan_changed(out, plan, opts, "forecast"):
         io.remove(io.join(cfg.run.dir, S.PATHS.name), opts)
     ckpts = outputs.finished_checkpoints(cfg.run.dir, opts)
     markers = outputs.finished_markers(out, opts)
-    items = _shard_items(shards)
     fresh = {
         sid for sid, m in markers.items() if ckpts.get(sid) is not None and m.get("checkpoint") == ckpts[sid]
     }

@@ -314,7 +314,7 @@ def sample_catalog(cfg: DataConfig, start: dt.date, rng: np.random.Generator) ->
         intermittent, rng.uniform(0.03, 0.3, n), np.clip(rng.lognormal(np.log(3.0), 1.0, n), 0.3, 200)
     )
     dispersion = np.where(intermittent, rng.uniform(0.3, 1.5, n), rng.uniform(2.0, 20.0, n))
-    launched_late = (rng.random(n) < 0.15) & (days >= 60)
+    launched_late = (rng.random(n) < cfg.launch_share) & (days >= 60)
     launch_day = np.where(
         launched_late, rng.integers(14, max(days * 3 // 4, 15), n), -rng.integers(1, 1500, n)
     )

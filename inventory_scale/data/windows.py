@@ -18,9 +18,13 @@ arrays. Every batch is a dict of named tensors (the model's contract)::
     future_target    [B, H]    float32   (training / validation only)
     future_observed  [B, H]    float32   (training / validation only)
     static_cat       [B, C]    int64     [category, warehouse, sku] vocabulary index; 0 = unknown
+    static_real      [B, R]    float32   product-text covariates (only when the shard has them)
 
 Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
 draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).
+With ``model.launch_share`` > 0 that share of every batch is drawn from launch windows instead: the
+first H periods of a series with an empty context and the SKU index set to unknown, i.e. exactly
+what a cold-start forecast of a new SKU sees (``forecast_cold.py``).
 """
 
 from __future__ import annotations
@@ -55,10 +59,13 @@ Batch = dict[str, torch.Tensor]
 PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT = "past_target", "past_observed", "past_time_feat"
 FUTURE_TARGET, FUTURE_OBSERVED, FUTURE_TIME_FEAT = "future_target", "future_observed", "future_time_feat"
 STATIC_CAT = "static_cat"
+STATIC_REAL = "static_real"
 INFERENCE_KEYS: tuple[str, ...] = (PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT, FUTURE_TIME_FEAT, STATIC_CAT)
 """Keys of an :func:`inference_batch`."""
 BATCH_KEYS: tuple[str, ...] = (*INFERENCE_KEYS, FUTURE_TARGET, FUTURE_OBSERVED)
 """Keys of a training or validation batch."""
+SKU_COLUMN = STATIC_FEATURES.index(S.SKU_ID)
+"""Column of ``static_cat`` holding the SKU index (set to 0 = unknown in launch windows)."""
 
 
 @dataclass
@@ -92,6 +99,7 @@ class PackedShard:
     freq: str
     cutoff: dt.date
     horizon: int
+    static_real: np.ndarray | None = None  # [N, R] float32 text covariates (model.text_features)
 
     @property
     def n_series(self) -> int:
@@ -206,6 +214,8 @@ def gather_windows(
         FUTURE_TIME_FEAT: feat[:, L:],  # [B, H, F]
         STATIC_CAT: packed.static_cat[series],  # [B, C]
     }
+    if packed.static_real is not None:
+        parts[STATIC_REAL] = packed.static_real[series]  # [B, R]
     if with_target:
         parts[FUTURE_TARGET] = target[:, L:]  # [B, H]
         parts[FUTURE_OBSERVED] = observed[:, L:]  # [B, H]
@@ -245,30 +255,52 @@ class WindowDataset(Dataset[Batch]):
     (:class:`WindowSampler`, or a ``BatchSampler``).
     """
 
-    def __init__(self, packed: PackedShard, context_length: int, series: np.ndarray, end: np.ndarray) -> None:
+    def __init__(
+        self,
+        packed: PackedShard,
+        context_length: int,
+        series: np.ndarray,
+        end: np.ndarray,
+        launch: np.ndarray | None = None,
+    ) -> None:
         self.packed = packed
         self.context_length = context_length
         self.series = np.asarray(series, dtype=np.int64)  # [W]
         self.end = np.asarray(end, dtype=np.int64)  # [W]
+        # [W] bool: launch windows (first horizon, empty context) read with the SKU index unknown
+        self.launch = np.zeros(len(self.series), dtype=bool) if launch is None else np.asarray(launch, bool)
 
     def __len__(self) -> int:
         return len(self.series)
 
     def __getitem__(self, ids: int | Sequence[int] | np.ndarray) -> Batch:
         idx = np.atleast_1d(np.asarray(ids, dtype=np.int64))
-        return gather_windows(self.packed, self.series[idx], self.end[idx], self.context_length)
+        batch = gather_windows(self.packed, self.series[idx], self.end[idx], self.context_length)
+        launch = self.launch[idx]
+        if launch.any() and batch[STATIC_CAT].shape[1] > SKU_COLUMN:
+            batch[STATIC_CAT][torch.from_numpy(launch), SKU_COLUMN] = 0  # a new SKU has no learned id
+        return batch
 
 
 class TrainWindows(WindowDataset):
     """Every training window: end ``e`` in ``[H, cutoff_index - holdout]`` with an observed horizon period.
 
-    Series shorter than L + H give left-padded windows; ``holdout`` defaults to H.
+    Series shorter than L + H give left-padded windows; ``holdout`` defaults to H. With
+    ``launch_share`` > 0, one launch window per such series (end H, SKU index unknown) is appended
+    and :meth:`weights` gives the launch windows together that share of the draws.
 
     Attributes:
         scale: ``[N]`` mean observed demand per series over its training periods.
     """
 
-    def __init__(self, packed: PackedShard, context_length: int, *, holdout: int | None = None) -> None:
+    def __init__(
+        self,
+        packed: PackedShard,
+        context_length: int,
+        *,
+        holdout: int | None = None,
+        launch_share: float = 0.0,
+    ) -> None:
         H = packed.horizon
         last_end = packed.cutoff_index - (H if holdout is None else holdout)  # [N]
         count = np.maximum(last_end - H + 1, 0)  # [N] candidate ends per series
@@ -277,16 +309,31 @@ class TrainWindows(WindowDataset):
         rows = packed.indptr[series] + end
         cum_o = _cumsum0(packed.observed)
         keep = cum_o[rows] - cum_o[rows - H] > 0.5  # at least one observed horizon period
-        super().__init__(packed, context_length, series[keep], end[keep])
+        series, end = series[keep], end[keep]
+        self.launch_share = launch_share
+        first = np.unique(series[end == H]) if launch_share > 0 else np.zeros(0, dtype=np.int64)
+        launch = np.concatenate([np.zeros(len(series), dtype=bool), np.ones(len(first), dtype=bool)])
+        series = np.concatenate([series, first])
+        end = np.concatenate([end, np.full(len(first), H, dtype=np.int64)])
+        super().__init__(packed, context_length, series, end, launch)
         self.scale = series_scale(packed, last_end)
 
     def weights(self, sampling: str) -> np.ndarray | None:
-        """Per-window draw weights: None for ``"uniform"``, ``1 + scale`` for ``"scale"``."""
-        if sampling == "uniform":
-            return None
-        if sampling == "scale":
-            return 1.0 + self.scale[self.series]
-        raise ConfigError(f"config key 'model.window_sampling' must be scale or uniform, got {sampling!r}")
+        """Per-window draw weights: None for ``"uniform"``, ``1 + scale`` for ``"scale"``.
+
+        Launch windows (if any) share ``launch_share`` of the total weight, uniformly.
+        """
+        if sampling not in ("uniform", "scale"):
+            raise ConfigError(
+                f"config key 'model.window_sampling' must be scale or uniform, got {sampling!r}"
+            )
+        n_launch = int(self.launch.sum())
+        if n_launch == 0 or n_launch == len(self.launch):
+            return None if sampling == "uniform" else 1.0 + self.scale[self.series]
+        base = np.ones(len(self.series)) if sampling == "uniform" else 1.0 + self.scale[self.series]
+        base = np.where(self.launch, 0.0, base)
+        share = self.launch_share
+        return np.where(self.launch, share * base.sum() / ((1.0 - share) * n_launch), base)
 
 
 def validation_windows(packed: PackedShard, context_length: int) -> WindowDataset:
@@ -365,7 +412,7 @@ class ShardDataModule(lightning.LightningDataModule):
         super().__init__()
         self.packed = packed
         self.batch_size = model.batch_size
-        self.train_windows = TrainWindows(packed, context_length)
+        self.train_windows = TrainWindows(packed, context_length, launch_share=model.launch_share)
         self.val_windows = validation_windows(packed, context_length)
         self.sampler = WindowSampler(
             len(self.train_windows),

@@ -13,7 +13,7 @@ picklable, module-level function and a list of work items (a shard of series, a 
 What the runner does (DESIGN.md section 6):
 
 - ``ray.mode=local`` (default): starts an embedded Ray with ``address="local"`` bound to
-  127.0.0.1 (dashboard too), sized by ``ray.num_cpus`` (null = the machine), and shuts it down
+  127.0.0.1 (its dashboard too with ``ray.dashboard``), sized by ``ray.num_cpus`` (null = the machine), and shuts it down
   at the end of the call; ``ray.mode=cluster``: connects to ``ray.address`` or ``RAY_ADDRESS``.
   A Ray that is already initialised (tests, ``ray job submit`` drivers, a pipeline that wraps
   several stages in :func:`ray_session`) is reused and left running.
@@ -343,14 +343,16 @@ def init_ray(ray_cfg: RayConfig) -> bool:
     if ray_cfg.mode != "local":
         raise ConfigError(f"config key 'ray.mode' must be local, cluster or inprocess, got {ray_cfg.mode!r}")
     ray = import_ray(loopback=True)
-    env = {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
+    # workers inherit the environment of the raylet this driver starts: no runtime_env needed, so
+    # Ray's prestarted workers serve the tasks (a runtime_env starts new ones, seconds each)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     t0 = time.perf_counter()
     ray.init(
         address="local",
         num_cpus=ray_cfg.num_cpus,
         _node_ip_address="127.0.0.1",
         dashboard_host="127.0.0.1",
-        runtime_env=env,
+        include_dashboard=ray_cfg.dashboard,
         logging_level=logging.WARNING,
     )
     log.info(

@@ -197,3 +197,11 @@ def read_sales_slice(
     return S.conform(sales, S.SALES).join(
         series.select(S.SKU_ID, S.WAREHOUSE_ID), on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi"
     )
+
+
+def assign_cold(cold: pl.DataFrame, shard_ids: list[int]) -> pl.DataFrame:
+    """Add ``shard``: each cold series goes to the model of a trained shard, by stable hash of its key."""
+    keys = (cold[S.SKU_ID] + "|" + cold[S.WAREHOUSE_ID]).to_list()
+    ids = np.array(sorted(shard_ids), dtype=np.int64)
+    pick = (stable_hash(pl.Series(keys)) % np.uint64(max(len(ids), 1))).astype(np.int64)
+    return cold.with_columns(pl.Series(S.SHARD, ids[pick] if len(ids) else pick, dtype=pl.Int64))

@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -27,7 +27,9 @@ from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.distributed import outputs
 from inventory_scale.distributed.sharding import read_sales_slice
-from inventory_scale.forecast import ShardData, forecast_shard, load_shard, train_shard
+
+if TYPE_CHECKING:
+    from inventory_scale.forecast import ShardData
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class ShardItem:
 
     shard: int
     series: pl.DataFrame
+    cold: pl.DataFrame | None = None  # forecast: cold-start series this shard's model forecasts
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def shard_label(item: ShardItem) -> str:
 
 def read_shard(item: ShardItem, inp: StageInputs) -> ShardData:
     """The shard's inputs: sales from its prepared slice (bucketed) or the raw table (pushdown)."""
+    from inventory_scale.forecast import ShardData, load_shard  # torch: imported in the task, not the driver
+
     cfg, opts = inp.cfg, inp.opts
     if not inp.bucketed:
         return load_shard(cfg.data.root, item.series, inp.cutoff, opts)
@@ -88,6 +93,8 @@ def _quiet_lightning() -> None:
 
 def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
     """Train one shard's LSTM; write ``info.json`` then ``model.ckpt`` (the done marker)."""
+    from inventory_scale.forecast import train_shard
+
     cfg, opts = inp.cfg, inp.opts
     _quiet_lightning()
     uri = outputs.checkpoint_uri(cfg.run.dir, item.shard)
@@ -116,6 +123,8 @@ def _device_module(path: Path, cfg: Config) -> Any:
 
 def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
     """Sample paths for one shard; write its forecast parts (and paths), then its marker."""
+    from inventory_scale.forecast import forecast_shard
+
     cfg, opts = inp.cfg, inp.opts
     with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
         local = Path(tmp) / "model.ckpt"
@@ -124,6 +133,16 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
     data = read_shard(item, inp)
     t0 = time.perf_counter()
     frame, paths = forecast_shard(module, data, cfg, cutoff=inp.cutoff, shard_id=item.shard)
+    n_cold = 0
+    if item.cold is not None and item.cold.height:
+        from inventory_scale.forecast_cold import forecast_cold, load_cold
+
+        cold_data = load_cold(cfg.data.root, item.cold, opts)
+        cold_frame, cold_paths = forecast_cold(
+            module, item.cold, cold_data, cfg, cutoff=inp.cutoff, shard_id=item.shard
+        )
+        frame, paths = pl.concat([frame, cold_frame], how="vertical"), np.concatenate([paths, cold_paths])
+        n_cold = cold_paths.shape[0]
     seconds = time.perf_counter() - t0
     spec = S.forecast_spec(cfg.forecast.quantiles, cfg.forecast.protection_quantiles)
     files = outputs.write_shard_parts(frame, cfg.run.dir, spec, item.shard, opts)
@@ -133,6 +152,7 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
         "shard": item.shard,
         "rows": frame.height,
         "series": int(paths.shape[0]),
+        "cold_start_series": n_cold,
         "files": files,
         "checkpoint": inp.checkpoints.get(item.shard),
     }
@@ -141,6 +161,7 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
         "shard": item.shard,
         "status": "ok",
         "series": int(paths.shape[0]),
+        "cold_start_series": n_cold,
         "rows": frame.height,
         "forecast_seconds": round(seconds, 3),
         "paths_per_s": round(paths.shape[0] * paths.shape[1] / seconds, 1) if seconds > 0 else 0.0,

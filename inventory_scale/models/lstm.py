@@ -68,6 +68,8 @@ class LSTMConfig:
         context_length: L, conditioning periods (>= 2).
         horizon: H, forecast periods.
         lags: demand lags fed at every step (each >= 1, below L + H), lag 1 first.
+        static_real_dim: R, width of ``static_real`` (product-text covariates); 0 = none.
+        text_dim: width of the learned linear projection of ``static_real`` (used when R > 0).
     """
 
     num_time_features: int
@@ -80,6 +82,8 @@ class LSTMConfig:
     context_length: int = 112
     horizon: int = 28
     lags: list[int] = field(default_factory=lambda: [1])
+    static_real_dim: int = 0
+    text_dim: int = 16
 
     def __post_init__(self) -> None:
         self.cardinalities = [int(c) for c in self.cardinalities]
@@ -94,6 +98,8 @@ class LSTMConfig:
             (self.likelihood in HEADS, "likelihood", f"must be one of {sorted(HEADS)}", self.likelihood),
             (self.context_length >= 2, "context_length", "must be >= 2", self.context_length),
             (self.horizon > 0, "horizon", "must be > 0", self.horizon),
+            (self.static_real_dim >= 0, "static_real_dim", "must be >= 0", self.static_real_dim),
+            (self.text_dim > 0, "text_dim", "must be > 0", self.text_dim),
             (
                 self.lags[-1] < self.context_length + self.horizon,
                 "lags",
@@ -107,8 +113,10 @@ class LSTMConfig:
 
     @property
     def input_size(self) -> int:
-        """Width of the per-step LSTM input: lag, lag flag, features, embeddings, log1p(scale)."""
-        return 2 + len(self.lags) + self.num_time_features + self.embedding_dim * len(self.cardinalities)
+        """Width of the per-step LSTM input: lags, lag flag, features, embeddings, text, log1p(scale)."""
+        text = self.text_dim if self.static_real_dim > 0 else 0
+        embedded = self.embedding_dim * len(self.cardinalities)
+        return 2 + len(self.lags) + self.num_time_features + embedded + text
 
     @classmethod
     def from_model_config(
@@ -120,6 +128,7 @@ class LSTMConfig:
         context_length: int,
         horizon: int,
         freq: str = "1d",
+        static_real_dim: int = 0,
     ) -> LSTMConfig:
         """Architecture from the ``model`` config group plus the data-dependent sizes."""
         return cls(
@@ -133,6 +142,8 @@ class LSTMConfig:
             context_length=context_length,
             horizon=horizon,
             lags=resolve_lags(model.lags, freq, context_length, horizon),
+            static_real_dim=static_real_dim,
+            text_dim=model.text_dim,
         )
 
 
@@ -147,6 +158,9 @@ class DeepARNet(nn.Module):
         super().__init__()
         self.config = config
         self.embeddings = nn.ModuleList(nn.Embedding(c, config.embedding_dim) for c in config.cardinalities)
+        self.text_proj = (
+            nn.Linear(config.static_real_dim, config.text_dim) if config.static_real_dim > 0 else None
+        )
         self.lstm = nn.LSTM(
             input_size=config.input_size,
             hidden_size=config.hidden_size,
@@ -183,6 +197,14 @@ class DeepARNet(nn.Module):
                 raise SchemaError(f"batch['{key}'] has shape {tuple(batch[key].shape)}, expected {shape}")
         if batch["static_cat"].dtype not in (torch.int64, torch.int32):
             raise SchemaError(f"batch['static_cat'] must be int64, got {batch['static_cat'].dtype}")
+        if cfg.static_real_dim > 0:
+            real = batch.get("static_real")
+            if real is None or tuple(real.shape) != (b, cfg.static_real_dim):
+                got = None if real is None else tuple(real.shape)
+                raise SchemaError(
+                    f"batch['static_real'] must have shape {(b, cfg.static_real_dim)} (model.text_features), "
+                    f"got {got}"
+                )
 
     @staticmethod
     def scale(past_target: torch.Tensor, past_observed: torch.Tensor) -> torch.Tensor:
@@ -192,10 +214,13 @@ class DeepARNet(nn.Module):
         count = past_observed.sum(dim=1, keepdim=True).clamp(min=1.0)  # [B, 1]
         return 1.0 + total / count  # [B, 1]
 
-    def _static(self, static_cat: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """Static inputs ``[B, C*E + 1]``: embeddings and ``log1p(scale)``."""
-        embedded = [emb(static_cat[:, i]) for i, emb in enumerate(self.embeddings)]  # C x [B, E]
-        return torch.cat([*embedded, torch.log1p(scale)], dim=-1)  # [B, C*E + 1]
+    def _static(self, batch: dict[str, torch.Tensor], scale: torch.Tensor) -> torch.Tensor:
+        """Static inputs ``[B, C*E (+ text_dim) + 1]``: embeddings, text projection, ``log1p(scale)``."""
+        static_cat = batch["static_cat"]
+        parts = [emb(static_cat[:, i]) for i, emb in enumerate(self.embeddings)]  # C x [B, E]
+        if self.text_proj is not None:
+            parts.append(self.text_proj(batch["static_real"].to(scale.dtype)))  # [B, text_dim]
+        return torch.cat([*parts, torch.log1p(scale)], dim=-1)  # [B, S_in]
 
     def _lagged(self, values: torch.Tensor, observed: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
         """Unscaled lag matrix ``[B, t1 - t0, n_lags]``: ``y_{t-l}`` for ``t`` in ``[t0, t1)``.
@@ -241,7 +266,7 @@ class DeepARNet(nn.Module):
         observed = torch.cat([batch["past_observed"], batch["future_observed"]], dim=1)  # [B, L+H]
         feat = torch.cat([batch["past_time_feat"], batch["future_time_feat"]], dim=1)  # [B, L+H, F]
         scale = self.scale(batch["past_target"], batch["past_observed"])  # [B, 1]
-        static = self._static(batch["static_cat"], scale)  # [B, S]
+        static = self._static(batch, scale)  # [B, S]
         total = target.shape[1]
         lags = self._lagged(target, observed, 1, total)  # [B, L+H-1, n_lags]
         x = self._inputs(lags, observed[:, :-1], feat[:, 1:], static, scale)  # [B, L+H-1, D]
@@ -285,7 +310,7 @@ class DeepARNet(nn.Module):
         past, observed = batch["past_target"], batch["past_observed"]  # [B, L], [B, L]
         b, horizon = past.shape[0], self.config.horizon
         scale = self.scale(past, observed)  # [B, 1]
-        static = self._static(batch["static_cat"], scale)  # [B, S_in]
+        static = self._static(batch, scale)  # [B, S_in]
         length = past.shape[1]
         lags = self._lagged(past, observed, 1, length)  # [B, L-1, n_lags]
         x = self._inputs(lags, observed[:, :-1], batch["past_time_feat"][:, 1:], static, scale)
