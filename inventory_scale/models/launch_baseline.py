@@ -5,10 +5,10 @@ Fitted on the history up to the cutoff (daily data):
 - seasonal profile of each (category, warehouse): mean units per series-day in each ISO week of
   the year, divided by that pair's overall mean per series-day (1.0 where a week has no data);
 - day-of-week factors of each (category, warehouse), normalised to mean 1;
-- launch level of each (category, warehouse): the mean de-seasonalised daily demand over the first
-  ``launch_days`` days of the series that launched inside the history (first sale at least
-  ``launch_days`` days after the history starts), falling back to the category over all
-  warehouses, then to every launch.
+- launch level of each (category, warehouse): the de-seasonalised daily demand (units over the sum
+  of the profile x day-of-week weights, a ratio of sums) over the first ``launch_days`` days of the
+  series that launched inside the history (first sale at least ``launch_days`` days after the
+  history starts), falling back to the category over all warehouses, then to every launch.
 
 A new SKU's mean demand on day ``d`` is ``level * profile[week(d)] * dow[weekday(d)]``; sample
 paths are Poisson draws around it, so metrics, optimizer and simulator treat it like any model.
@@ -77,22 +77,21 @@ def fit_launch_baseline(
         .join(profile, on=[*GROUP, WEEK], how="left")
         .join(dow, on=[*GROUP, DOW], how="left")
         .with_columns(
-            (
-                pl.col(S.UNITS_SOLD)
-                / (pl.col(INDEX).fill_null(1.0) * pl.col(f"{INDEX}_right").fill_null(1.0)).clip(0.05)
-            ).alias("_deseason")
+            (pl.col(INDEX).fill_null(1.0) * pl.col(f"{INDEX}_right").fill_null(1.0)).alias("_season")
         )
     )
     if early.is_empty():  # no launch inside the history: the first weeks of every series instead
         early = (
             hist.join(first, on=list(S.SERIES_KEY))
             .filter(pl.col(S.DATE) < pl.col("_first") + dt.timedelta(days=launch_days))
-            .with_columns(pl.col(S.UNITS_SOLD).alias("_deseason"))
+            .with_columns(pl.lit(1.0).alias("_season"))
         )
-    per_series = early.group_by([*S.SERIES_KEY, S.CATEGORY]).agg(pl.col("_deseason").mean())
-    level = per_series.group_by(GROUP).agg(pl.col("_deseason").mean().alias(LEVEL))
-    category_level = per_series.group_by(S.CATEGORY).agg(pl.col("_deseason").mean().alias(LEVEL))
-    overall = float(per_series["_deseason"].fill_null(0.0).mean() or 0.0)  # type: ignore[arg-type]
+    # de-seasonalised level as a ratio of sums (units / expected seasonal weight): robust where a
+    # launch falls in a trough of its category's profile
+    ratio = (pl.col(S.UNITS_SOLD).sum() / pl.col("_season").sum().clip(1e-9)).alias(LEVEL)
+    level = early.group_by(GROUP).agg(ratio)
+    category_level = early.group_by(S.CATEGORY).agg(ratio)
+    overall = float(early[S.UNITS_SOLD].sum()) / max(float(early["_season"].sum()), 1e-9)
     return LaunchBaseline(profile, dow, level, category_level, overall)
 
 
