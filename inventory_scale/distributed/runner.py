@@ -13,10 +13,11 @@ picklable, module-level function and a list of work items (a shard of series, a 
 What the runner does (DESIGN.md section 6):
 
 - ``ray.mode=local`` (default): starts an embedded Ray with ``address="local"`` bound to
-  127.0.0.1 (its dashboard too with ``ray.dashboard``), sized by ``ray.num_cpus`` (null = the machine), and shuts it down
-  at the end of the call; ``ray.mode=cluster``: connects to ``ray.address`` or ``RAY_ADDRESS``.
-  A Ray that is already initialised (tests, ``ray job submit`` drivers, a pipeline that wraps
-  several stages in :func:`ray_session`) is reused and left running.
+  127.0.0.1 (its dashboard too with ``ray.dashboard``), sized by ``ray.num_cpus`` (null = the
+  machine), and shuts it down at the end of the call; ``ray.mode=cluster``: connects to
+  ``ray.address`` or ``RAY_ADDRESS``. A Ray that is already initialised (tests, ``ray job
+  submit`` drivers, a pipeline that wraps several stages in :func:`ray_session`) is reused and
+  left running.
 - ``ray.mode=inprocess``: the same wrapper runs each item sequentially in this process, no Ray
   (the baseline of the Ray-overhead benchmark, and the fastest way to debug a stage).
 - One task per item with declared ``num_cpus`` / fractional ``num_gpus``; torch (and OpenMP)
