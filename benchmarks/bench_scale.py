@@ -140,7 +140,14 @@ def run_stages(stages: list[str], overrides: list[str], pin: bool, log_dir: Path
                 "summary": st["summary"],
             }
         )
-    records.append({"stage": "process (all of it)", "wall_s": round(t1 - t0, 1), **sampler.peaks()})
+    records.append(
+        {
+            "stage": "process (all of it)",
+            "wall_s": round(t1 - t0, 1),
+            **sampler.peaks(),
+            "cpu_s": sampler.cpu_seconds(),
+        }
+    )
     return records
 
 
@@ -214,6 +221,7 @@ def _record(n: int, mode: str, stages: list[dict[str, Any]]) -> dict[str, Any]:
             "tree_peak_mib": max(s["tree_peak_mib"] for s in stages),
             "driver_peak_mib": max(s["driver_peak_mib"] for s in stages),
             "worker_peak_mib": max(s["worker_peak_mib"] for s in stages),
+            "cpu_s": run.get("cpu_s", {}),  # CPU seconds by role over the driver run
         },
     }
 
@@ -261,13 +269,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         "| series | mode | train+forecast (s) | series/s | whole run (s) | s per 1k series "
-        "| tree peak (MiB) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| tree peak (MiB) | CPU s: driver / workers / Ray system |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["records"]:
         t = r["totals"]
         cells = [t["series"], t["mode"], t["train_forecast_s"], t["train_forecast_series_per_s"], t["run_s"]]
+        cpu = t.get("cpu_s") or {}
         cells += [t["s_per_1k_series"], t["tree_peak_mib"]]
+        cells.append(" / ".join(str(cpu.get(k, "-")) for k in ("driver", "workers", "ray_system")))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "comparisons: " + json.dumps(result["comparisons"])]
     return "\n".join(lines)

@@ -10,6 +10,10 @@ process, so the tree figure is an upper bound on what the tree really holds::
     proc.wait()
     sampler.stop()
     sampler.peaks()       # {"driver_peak_mib": ..., "worker_peak_mib": ..., "tree_peak_mib": ...}
+    sampler.cpu_seconds() # {"driver": ..., "workers": ..., "ray_system": ...}: CPU time by role
+
+CPU time (user + system, from ``/proc/<pid>/stat``) is the last value seen for each process, so a
+process's final ``interval`` after the last sample is missed.
 
 Linux only (reads ``/proc``); elsewhere every sample is empty and the peaks are 0.
 """
@@ -25,9 +29,12 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 
 
-def process_table() -> dict[int, tuple[int, int, str]]:
-    """pid -> (parent pid, RSS bytes, command line) of every process, from ``/proc``."""
-    out: dict[int, tuple[int, int, str]] = {}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def process_table() -> dict[int, tuple[int, int, str, float]]:
+    """pid -> (parent pid, RSS bytes, command line, CPU seconds) of every process, from ``/proc``."""
+    out: dict[int, tuple[int, int, str, float]] = {}
     if not os.path.isdir("/proc"):
         return out
     for entry in os.scandir("/proc"):
@@ -35,14 +42,16 @@ def process_table() -> dict[int, tuple[int, int, str]]:
             continue
         try:
             with open(f"/proc/{entry.name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                fields = f.read().rsplit(")", 1)[1].split()
+            ppid = int(fields[1])
+            cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
             with open(f"/proc/{entry.name}/statm") as f:
                 rss = int(f.read().split()[1]) * PAGE
             with open(f"/proc/{entry.name}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError, IndexError):
             continue
-        out[int(entry.name)] = (ppid, rss, cmd)
+        out[int(entry.name)] = (ppid, rss, cmd, cpu)
     return out
 
 
@@ -60,6 +69,7 @@ class TreeSampler(threading.Thread):
         self.interval = interval
         self.samples: list[tuple[float, int, int, int]] = []  # (time, driver, largest worker, tree)
         self.workers_seen: set[int] = set()
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, last CPU seconds seen)
         self._stop_event = threading.Event()
 
     @staticmethod
@@ -71,17 +81,20 @@ class TreeSampler(threading.Thread):
         procs = process_table()
         tree, frontier = {self.pid}, {self.pid}
         while frontier:
-            frontier = {p for p, (ppid, _, _) in procs.items() if ppid in frontier and p not in tree}
+            frontier = {p for p, (ppid, *_) in procs.items() if ppid in frontier and p not in tree}
             tree |= frontier
         total = driver = worker = 0
         for pid in tree & procs.keys():
-            _, rss, cmd = procs[pid]
+            _, rss, cmd, cpu = procs[pid]
             total += rss
             if pid == self.pid:
-                driver = rss
+                driver, role = rss, "driver"
             elif self._is_worker(cmd):
-                worker = max(worker, rss)
+                worker, role = max(worker, rss), "workers"
                 self.workers_seen.add(pid)
+            else:
+                role = "ray_system"
+            self.cpu[pid] = (role, cpu)
         self.samples.append((time.time(), driver, worker, total))
 
     def run(self) -> None:
@@ -102,3 +115,11 @@ class TreeSampler(threading.Thread):
             "worker_peak_mib": round(max(x[2] for x in window) / MIB),
             "tree_peak_mib": round(max(x[3] for x in window) / MIB),
         }
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) by role: ``driver``, ``workers`` and ``ray_system`` (GCS,
+        raylet, agents, log monitor: every other process of the tree)."""
+        out = {"driver": 0.0, "workers": 0.0, "ray_system": 0.0}
+        for role, cpu in self.cpu.values():
+            out[role] += cpu
+        return {k: round(v, 1) for k, v in out.items()}
