@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from inventory_scale.bench.memory import TreeSampler
 
 CLI = str(Path(sys.executable).parent / "inventory-scale")
@@ -168,8 +170,13 @@ def bench_size(
     optimize: bool,
     keep: bool,
     extra: list[str] | None = None,
+    repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    """Generate ``n`` series once, then run the stages in every mode; one record per mode."""
+    """Generate ``n`` series once, then run the stages in every mode ``repeat`` times.
+
+    One record per mode and repetition. Repetitions alternate the order of the modes (a, b, c,
+    then c, b, a, ...) so a slow drift of the machine's speed weighs on every mode alike.
+    """
     root = data_dir / f"series-{n}"
     base = [*SCALE_SETTINGS, f"data.n_skus={n // WAREHOUSES}", f"data.n_warehouses={WAREHOUSES}"]
     base += extra or []
@@ -178,21 +185,25 @@ def bench_size(
     logs.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(root, ignore_errors=True)
     gen = run_generate(base, logs)
-    records = []
-    for mode in modes:
-        out = run_dir / f"series-{n}-{mode}"
-        shutil.rmtree(out, ignore_errors=True)
-        args = [*base, *MODES[mode], f"run.dir={out}"]
-        mode_logs = logs / mode
-        mode_logs.mkdir(exist_ok=True)
-        names = ["train", "forecast", *(["optimize"] if optimize and mode == "ray2" else [])]
-        print(f"[bench-scale] {n} series, {mode}: {', '.join(names)} ...", flush=True)
-        stages = [gen] if mode == modes[0] else []
-        stages += run_stages(names, args, mode in PINNED, mode_logs)
-        records.append(_record(n, mode, stages))
-        print(f"[bench-scale] {json.dumps(records[-1]['totals'])}", flush=True)
-        if not keep:
+    records: list[dict[str, Any]] = []
+    for rep in range(repeat):
+        for mode in modes if rep % 2 == 0 else modes[::-1]:
+            out = run_dir / f"series-{n}-{mode}"
             shutil.rmtree(out, ignore_errors=True)
+            args = [*base, *MODES[mode], f"run.dir={out}"]
+            mode_logs = logs / (mode if repeat == 1 else f"{mode}-{rep}")
+            mode_logs.mkdir(exist_ok=True)
+            names = ["train", "forecast", *(["optimize"] if optimize and mode == "ray2" else [])]
+            print(
+                f"[bench-scale] {n} series, {mode} (run {rep + 1}/{repeat}): {', '.join(names)} ...",
+                flush=True,
+            )
+            stages = [gen] if not records else []
+            stages += run_stages(names, args, mode in PINNED, mode_logs)
+            records.append({**_record(n, mode, stages), "repeat": rep})
+            print(f"[bench-scale] {json.dumps(records[-1]['totals'])}", flush=True)
+            if not keep:
+                shutil.rmtree(out, ignore_errors=True)
     if not keep:
         shutil.rmtree(root, ignore_errors=True)
     return records
@@ -230,10 +241,21 @@ def compare(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Ratios the targets speak of: 2 workers vs 1, Ray vs in-process, cost per series by size.
 
     Each ratio twice: on the train + forecast stage walls, and on the whole driver run (``run``:
-    Python and torch imports, Ray start and stop included).
+    Python and torch imports, Ray start and stop included). With repetitions, each mode's time is
+    the median of its runs (``medians``).
     """
-    by = {(r["series"], r["mode"]): r["totals"] for r in records}
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in records:
+        runs.setdefault((r["series"], r["mode"]), []).append(r["totals"])
+    by = {
+        key: {
+            k: float(np.median([t[k] for t in ts])) for k in ("train_forecast_s", "run_s", "s_per_1k_series")
+        }
+        for key, ts in runs.items()
+    }
     out: dict[str, Any] = {}
+    if any(len(ts) > 1 for ts in runs.values()):
+        out["medians"] = {f"{m}@{n}": v for (n, m), v in by.items()}
     for n in sorted({r["series"] for r in records}):
         for a, b, name in (
             ("ray1", "ray2", "speedup_2_vs_1_workers"),
@@ -274,7 +296,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["records"]:
         t = r["totals"]
-        cells = [t["series"], t["mode"], t["train_forecast_s"], t["train_forecast_series_per_s"], t["run_s"]]
+        mode = t["mode"] if not r.get("repeat") else f"{t['mode']} (run {r['repeat'] + 1})"
+        cells = [t["series"], mode, t["train_forecast_s"], t["train_forecast_series_per_s"], t["run_s"]]
         cpu = t.get("cpu_s") or {}
         cells += [t["s_per_1k_series"], t["tree_peak_mib"]]
         cells.append(" / ".join(str(cpu.get(k, "-")) for k in ("driver", "workers", "ray_system")))
@@ -297,6 +320,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default="datasets/bench_scale")
     parser.add_argument("--run-dir", default="outputs/bench_scale")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and run outputs")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each mode at --compare-size (median reported)"
+    )
     parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every run, KEY=VALUE")
     args = parser.parse_args()
     data_dir, run_dir = Path(args.data_dir).absolute(), Path(args.run_dir).absolute()
@@ -317,10 +343,10 @@ def main() -> None:
     out = run_dir / "bench"
     out.mkdir(parents=True, exist_ok=True)
     for n in args.sizes:
-        modes = ["ray2"]
+        modes, repeat = ["ray2"], 1
         if not args.no_compare and n == args.compare_size:
-            modes += ["ray1", "inprocess"]
-        result["records"] += bench_size(n, modes, data_dir, run_dir, optimize, args.keep, args.set)
+            modes, repeat = ["ray2", "ray1", "inprocess"], args.repeat
+        result["records"] += bench_size(n, modes, data_dir, run_dir, optimize, args.keep, args.set, repeat)
         result["comparisons"] = compare(result["records"])
         result["load_avg_end"] = os.getloadavg()
         (out / "bench_scale.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

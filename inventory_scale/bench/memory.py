@@ -70,6 +70,7 @@ class TreeSampler(threading.Thread):
         self.samples: list[tuple[float, int, int, int]] = []  # (time, driver, largest worker, tree)
         self.workers_seen: set[int] = set()
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, last CPU seconds seen)
+        self.names: dict[int, str] = {}  # pid -> role, or the command line of a Ray system process
         self._stop_event = threading.Event()
 
     @staticmethod
@@ -89,12 +90,13 @@ class TreeSampler(threading.Thread):
             total += rss
             if pid == self.pid:
                 driver, role = rss, "driver"
-            elif self._is_worker(cmd):
+            elif pid in self.workers_seen or self._is_worker(cmd):
                 worker, role = max(worker, rss), "workers"
                 self.workers_seen.add(pid)
             else:
                 role = "ray_system"
             self.cpu[pid] = (role, cpu)
+            self.names[pid] = cmd[:80] if role == "ray_system" else role
         self.samples.append((time.time(), driver, worker, total))
 
     def run(self) -> None:
