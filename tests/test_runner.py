@@ -26,18 +26,24 @@ pytestmark = pytest.mark.ray
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
 RAY = RayConfig(num_cpus=2, max_retries=2)
+_POLARS_ENV = os.environ.get("POLARS_MAX_THREADS")  # as the test session found it
 INPROCESS = RayConfig(mode="inprocess")
 
 
 def square(item: int, shared: dict[str, Any]) -> dict[str, Any]:
     """ok for most items, a data error for item 3, a skip for item 4."""
+    import polars as pl
     import torch
 
     if item == 3:
         raise DataQualityError(f"shard {item}: 2 negative units in sales.parquet column units_sold")
     if item == 4:
         return {"status": "skipped"}
-    return {"value": item * item * shared["k"], "threads": torch.get_num_threads()}
+    return {
+        "value": item * item * shared["k"],
+        "threads": torch.get_num_threads(),
+        "polars_threads": pl.thread_pool_size(),
+    }
 
 
 def buggy(item: int, shared: Any) -> dict[str, Any]:
@@ -79,6 +85,9 @@ def test_results_statuses_and_application_errors_not_retried(ray_up: None) -> No
     assert res[3]["reason"].startswith("DataQualityError: shard 3: 2 negative units")
     assert all(r["attempts"] == 1 for r in res)  # the data error ran once
     assert {r["threads"] for r in res if r["status"] == "ok"} == {1}  # torch threads = num_cpus
+    # Polars' pool in the workers = CPUs per task; the driver's environment is given back
+    assert {r["polars_threads"] for r in res if r["status"] == "ok"} == {1}
+    assert os.environ.get("POLARS_MAX_THREADS") == _POLARS_ENV
     counts = summarize(res)
     assert counts["tasks_ok"] == 4 and counts["tasks_failed"] == 1 and counts["tasks_skipped"] == 1
     assert counts["failed"] == ["item 3"] and counts["tasks_retried"] == 0

@@ -348,14 +348,15 @@ def init_ray(ray_cfg: RayConfig) -> bool:
     # Ray's prestarted workers serve the tasks (a runtime_env starts new ones, seconds each)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     t0 = time.perf_counter()
-    ray.init(
-        address="local",
-        num_cpus=ray_cfg.num_cpus,
-        _node_ip_address="127.0.0.1",
-        dashboard_host="127.0.0.1",
-        include_dashboard=ray_cfg.dashboard,
-        logging_level=logging.WARNING,
-    )
+    with _worker_env({"POLARS_MAX_THREADS": str(max(1, int(ray_cfg.num_cpus_per_task)))}):
+        ray.init(
+            address="local",
+            num_cpus=ray_cfg.num_cpus,
+            _node_ip_address="127.0.0.1",
+            dashboard_host="127.0.0.1",
+            include_dashboard=ray_cfg.dashboard,
+            logging_level=logging.WARNING,
+        )
     log.info(
         "ray: embedded instance on 127.0.0.1 with %s CPU(s), %s GPU(s) in %.1fs",
         ray.cluster_resources().get("CPU", 0),
@@ -363,6 +364,25 @@ def init_ray(ray_cfg: RayConfig) -> bool:
         time.perf_counter() - t0,
     )
     return True
+
+
+@contextlib.contextmanager
+def _worker_env(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` (those the user has not set) while Ray starts, so the raylet and the workers
+    it forks inherit them, and restore this process's environment after.
+
+    ``POLARS_MAX_THREADS`` = CPUs per task: Polars sizes its thread pool once, at first use, to
+    every core of the machine; two workers on two cores each with a 2-thread pool oversubscribe
+    them (forecast stage ~10% slower at 4,000 series, ``benchmarks/bench_scale.py``). The driver's
+    own pool (the prepare step) keeps every core.
+    """
+    added = [k for k in values if k not in os.environ]
+    os.environ.update({k: values[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 @contextlib.contextmanager
