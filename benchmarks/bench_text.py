@@ -147,7 +147,8 @@ def run_case(
     fit = fit_launch_baseline(history.sales, history.products, cutoff, launch_days=WINDOW)
     mean = launch_baseline_mean(fit, cold, cold_data.products, launch, WINDOW)
     out["cold"] = {
-        "category_avg": score(launch_baseline_paths(mean, args.num_paths, rng), cold_actual, cold_scale)
+        "category_avg": score(launch_baseline_paths(mean, args.num_paths, rng), cold_actual, cold_scale),
+        "zero": score(np.zeros((cold.height, 1, WINDOW)), cold_actual, cold_scale),  # always 0 units
     }
     out["established"] = {}
     out["train_seconds"] = {}
@@ -276,6 +277,8 @@ def markdown(result: dict[str, Any]) -> str:
                     method,
                     s["mase"],
                     s["crps"],
+                    s["mase_mean"],
+                    s["crps_mean"],
                     s["series"],
                     s["left_out_zero_scale"],
                 ]
