@@ -111,6 +111,27 @@ def profile_training(net: DeepARNet, batch_size: int, steps: int = 3, rows: int 
     return table
 
 
+def _net(shape: LSTMShape) -> tuple[LSTMConfig, DeepARNet]:
+    cfg = LSTMConfig(
+        num_time_features=NUM_TIME_FEATURES,
+        cardinalities=CARDINALITIES,
+        hidden_size=shape.hidden_size,
+        num_layers=shape.num_layers,
+        context_length=shape.context_length,
+        horizon=shape.horizon,
+        lags=resolve_lags(None, "1d", shape.context_length, shape.horizon),
+    )
+    return cfg, DeepARNet(cfg)
+
+
+def train_windows_per_s(shape: LSTMShape, threads: int, seconds: float = 2.0) -> float:
+    """Float32 training windows/s of our LSTM at ``shape`` with ``threads`` torch threads, now."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    _, net = _net(shape)
+    return _rate(_train_step(net, shape.batch_size, False), seconds) * shape.batch_size
+
+
 def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dict[str, Any]:
     """Training and inference throughput of our LSTM against the sgemm peak measured now.
 
@@ -122,16 +143,7 @@ def lstm_efficiency(shape: LSTMShape, threads: int, seconds: float = 2.0) -> dic
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     peak = sgemm_peak(threads, seconds=seconds)
-    cfg = LSTMConfig(
-        num_time_features=NUM_TIME_FEATURES,
-        cardinalities=CARDINALITIES,
-        hidden_size=shape.hidden_size,
-        num_layers=shape.num_layers,
-        context_length=shape.context_length,
-        horizon=shape.horizon,
-        lags=resolve_lags(None, "1d", shape.context_length, shape.horizon),
-    )
-    net = DeepARNet(cfg)
+    cfg, net = _net(shape)
     flops = lstm_flops_per_window(
         cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.context_length + cfg.horizon - 1
     )

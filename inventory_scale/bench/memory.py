@@ -70,7 +70,6 @@ class TreeSampler(threading.Thread):
         self.samples: list[tuple[float, int, int, int]] = []  # (time, driver, largest worker, tree)
         self.workers_seen: set[int] = set()
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (role, last CPU seconds seen)
-        self.names: dict[int, str] = {}  # pid -> role, or the command line of a Ray system process
         self._stop_event = threading.Event()
 
     @staticmethod
@@ -96,7 +95,6 @@ class TreeSampler(threading.Thread):
             else:
                 role = "ray_system"
             self.cpu[pid] = (role, cpu)
-            self.names[pid] = cmd[:80] if role == "ray_system" else role
         self.samples.append((time.time(), driver, worker, total))
 
     def run(self) -> None:
