@@ -148,6 +148,7 @@ class ModelConfig:
     text_features: bool = False
     text_dim: int = 16
     lags: list[int] | None = None
+    last_year: bool = True
 
     def __post_init__(self) -> None:
         _require(

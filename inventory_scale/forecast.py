@@ -34,7 +34,13 @@ from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
 from inventory_scale.data.listing import last_sales_date, list_series
-from inventory_scale.data.windows import PackedShard, ShardDataModule, inference_batch, pack_shard
+from inventory_scale.data.windows import (
+    LAST_YEAR_FEATURES,
+    PackedShard,
+    ShardDataModule,
+    inference_batch,
+    pack_shard,
+)
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
 from inventory_scale.forecast_frame import protection_steps, summarize_paths
@@ -101,10 +107,12 @@ def pack(
     cutoff: dt.date,
     vocab: dict[str, list[str]] | None = None,
     text: bool | None = None,
+    last_year: bool | None = None,
 ) -> PackedShard:
     """CSR-pack a shard for training or inference (horizon covariates past the cutoff).
 
-    ``text`` (default ``model.text_features``) adds the product-text covariates ``static_real``.
+    ``text`` (default ``model.text_features``) adds the product-text covariates ``static_real``;
+    ``last_year`` (default ``model.last_year``) the last-year demand covariates.
     """
     if data.sales.is_empty():
         raise DataQualityError(f"no sales rows up to {cutoff} for this shard's {data.series.height} series")
@@ -117,6 +125,7 @@ def pack(
         cutoff=cutoff,
         horizon=cfg.data.horizon,
         vocab=vocab,
+        last_year=cfg.model.last_year if last_year is None else last_year,
     )
     if cfg.model.text_features if text is None else text:
         from inventory_scale.text.features import static_real
@@ -128,6 +137,11 @@ def pack(
 def module_uses_text(module: ForecastModule) -> bool:
     """Whether a trained module reads product-text covariates (``static_real``)."""
     return module.net.config.static_real_dim > 0
+
+
+def module_uses_last_year(module: ForecastModule) -> bool:
+    """Whether a trained module reads the last-year covariates (named in its feature names)."""
+    return LAST_YEAR_FEATURES[0] in (module.scaler_state or {}).get("feature_names", [])
 
 
 def train_shard(
@@ -247,7 +261,9 @@ def forecast_shard(
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Sample paths for every series of a shard; returns (forecast frame, paths ``[N, S, H]``)."""
     vocab = (module.scaler_state or {}).get("vocab")
-    packed = pack(data, cfg, cutoff, vocab=vocab, text=module_uses_text(module))
+    packed = pack(
+        data, cfg, cutoff, vocab=vocab, text=module_uses_text(module), last_year=module_uses_last_year(module)
+    )
     batch = inference_batch(packed, cfg.data.context_length)
     device = module.device
     batch = {k: v.to(device) for k, v in batch.items()}
@@ -260,7 +276,7 @@ def baseline_shard(
     name: str, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Seasonal baseline forecast for a shard through the same frame as the LSTM."""
-    packed = pack(data, cfg, cutoff, text=False)
+    packed = pack(data, cfg, cutoff, text=False, last_year=False)
     history = [
         packed.values[packed.indptr[i] : packed.indptr[i] + packed.cutoff_index[i]]
         for i in range(packed.n_series)

@@ -25,9 +25,15 @@ from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import build_features, encode_static, offset_date, time_features
 from inventory_scale.data.listing import OFFSET
-from inventory_scale.data.windows import PackedShard, inference_batch
+from inventory_scale.data.windows import LAST_YEAR_FEATURES, PackedShard, inference_batch
 from inventory_scale.distributed.sharding import shard_seed
-from inventory_scale.forecast import ShardData, module_uses_text, sample_chunked, shard_frame
+from inventory_scale.forecast import (
+    ShardData,
+    module_uses_last_year,
+    module_uses_text,
+    sample_chunked,
+    shard_frame,
+)
 from inventory_scale.models.module import ForecastModule
 
 log = logging.getLogger(__name__)
@@ -52,9 +58,18 @@ def load_cold(root: str, cold: pl.DataFrame, opts: io.StorageOptions | None = No
 
 
 def pack_launch(
-    cold: pl.DataFrame, data: ShardData, cfg: Config, cutoff: dt.date, vocab: dict[str, list[str]], text: bool
+    cold: pl.DataFrame,
+    data: ShardData,
+    cfg: Config,
+    cutoff: dt.date,
+    vocab: dict[str, list[str]],
+    text: bool,
+    last_year: bool = False,
 ) -> PackedShard:
-    """H periods per cold series from its (aligned) launch: covariates only, no observed target."""
+    """H periods per cold series from its (aligned) launch: covariates only, no observed target.
+
+    ``last_year`` (the module reads those covariates): all zero, a new SKU has no last year.
+    """
     freq, horizon = cfg.data.freq, cfg.data.horizon
     start = [offset_date(cutoff, freq, int(k)) for k in cold[OFFSET].to_list()]
     prices = data.products.select(S.SKU_ID, S.UNIT_PRICE).unique(S.SKU_ID, keep="first")
@@ -89,10 +104,11 @@ def pack_launch(
         cutoff_index=np.zeros(n, dtype=np.int64),
         static_cat=encode_static(series, vocab),
         vocab=vocab,
-        feature_names=names,
+        feature_names=(*names, *LAST_YEAR_FEATURES) if last_year else names,
         freq=freq,
         cutoff=cutoff,
         horizon=horizon,
+        last_year=np.zeros((n * horizon, 2), dtype=np.float32) if last_year else None,
     )
     if text:
         from inventory_scale.text.features import static_real
@@ -108,7 +124,8 @@ def launch_paths(
     import torch
 
     vocab = (module.scaler_state or {})["vocab"]
-    packed = pack_launch(cold, data, cfg, cutoff, vocab, module_uses_text(module))
+    uses = module_uses_text(module), module_uses_last_year(module)
+    packed = pack_launch(cold, data, cfg, cutoff, vocab, *uses)
     batch = {k: v.to(module.device) for k, v in inference_batch(packed, cfg.data.context_length).items()}
     gen = torch.Generator(device=module.device).manual_seed(shard_seed(cfg.seed, shard_id) + 7919)
     with torch.no_grad():

@@ -17,16 +17,18 @@ from inventory_scale.data.features import UNKNOWN, time_features
 from inventory_scale.data.windows import (
     BATCH_KEYS,
     INFERENCE_KEYS,
+    LAST_YEAR_FEATURES,
     PackedShard,
     ShardDataModule,
     TrainWindows,
     WindowSampler,
     gather_windows,
     inference_batch,
+    last_year_reference,
     pack_shard,
     validation_windows,
 )
-from inventory_scale.errors import DataQualityError
+from inventory_scale.errors import ConfigError, DataQualityError
 
 D = dt.date
 L, H = 4, 2
@@ -182,6 +184,45 @@ def test_weekly_and_monthly_packing_keep_h_future_periods() -> None:
     assert p.cutoff_index.tolist() == [4] and p.indptr.tolist() == [0, 7]
     month = p.feature_names.index(S.MONTH_OF_YEAR)
     np.testing.assert_allclose(p.time_feat[:, month], np.arange(7) / 11 - 0.5, atol=1e-6)
+
+
+def test_last_year_reference_daily_by_hand() -> None:
+    # two series in CSR: 400 days selling t (day 15 a stockout), then 10 days
+    values = np.concatenate([np.arange(400), np.arange(10)]).astype(np.float32)
+    observed = np.ones(410, dtype=np.float32)
+    observed[15] = 0.0
+    ref = last_year_reference(values, observed, np.array([0, 400, 410]), "1d")
+    assert ref.shape == (410, 2)
+    # row 380: days 13..19 a year (364 days) earlier, day 15 not counted
+    assert ref[380].tolist() == [pytest.approx((13 + 14 + 16 + 17 + 18 + 19) / 6), 1.0]
+    assert ref[399].tolist() == [pytest.approx(35.0), 1.0]  # days 32..38
+    assert ref[360].tolist() == [0.0, 0.0] and ref[361].tolist() == [0.0, 1.0]  # window reaches day 0
+    assert not ref[400:].any()  # the second series has no last year, never the first one's days
+    with pytest.raises(ConfigError, match="data.freq"):
+        last_year_reference(values, observed, np.array([0, 410]), "1h")
+
+
+def test_last_year_covariates_in_windows_monthly() -> None:
+    months = [D(2023 + (m // 12), m % 12 + 1, 1) for m in range(16)]  # 2023-01 .. 2024-04
+    rows = [("A", "W1", d, 10.0 + k, 1.0, False, k != 2) for k, d in enumerate(months)]  # 2023-03 out
+    rows += [("B", "W1", d, 5.0, 1.0, False, True) for d in months[12:]]
+    sales = pl.DataFrame(rows, schema=S.SALES.schema, orient="row")
+    args = (sales, PRODUCTS, WAREHOUSES, CALENDAR)
+    p = pack_shard(*args, freq="1mo", cutoff=D(2024, 4, 1), horizon=3, last_year=True)
+    off = pack_shard(*args, freq="1mo", cutoff=D(2024, 4, 1), horizon=3)
+    assert p.feature_names == (*off.feature_names, *LAST_YEAR_FEATURES) and off.last_year is None
+    assert p.last_year is not None and p.last_year.shape == (19 + 7, 2)
+    batch = inference_batch(p, 4)  # A's context: 2024-01 .. 2024-04 (22 .. 25), horizon 2024-05 .. 07
+    f = p.time_feat.shape[1]
+    assert batch["past_time_feat"].shape == (2, 4, f + 2)
+    scale = 1 + (22 + 23 + 24 + 25) / 4
+    past, future = batch["past_time_feat"][0, :, f:].numpy(), batch["future_time_feat"][0, :, f:].numpy()
+    np.testing.assert_allclose(past[:, 0], np.array([10, 11, 0, 13]) / scale, rtol=1e-6)  # 2023-03 a stockout
+    assert past[:, 1].tolist() == [1, 1, 0, 1]
+    np.testing.assert_allclose(future[:, 0], np.array([14, 15, 16]) / scale, rtol=1e-6)  # before the cutoff
+    assert future[:, 1].tolist() == [1, 1, 1]
+    assert not batch["past_time_feat"][1, :, f:].any() and not batch["future_time_feat"][1, :, f:].any()
+    np.testing.assert_array_equal(batch["past_time_feat"][..., :f], inference_batch(off, 4)["past_time_feat"])
 
 
 def test_forecast_time_vocab_maps_unseen_to_zero(sales: pl.DataFrame, packed: PackedShard) -> None:

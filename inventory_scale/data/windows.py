@@ -20,6 +20,12 @@ arrays. Every batch is a dict of named tensors (the model's contract)::
     static_cat       [B, C]    int64     [category, warehouse, sku] vocabulary index; 0 = unknown
     static_real      [B, R]    float32   product-text covariates (only when the shard has them)
 
+With ``last_year`` on (``model.last_year``), two more covariates close ``time_feat`` in every
+batch: the mean observed demand around the same period one year earlier (:data:`LAST_YEAR`: the 7
+days around ``t - 364`` for daily data, weeks ``t - 53 .. t - 51``, month ``t - 12``) divided by the
+window's scale (``1 + mean`` observed context demand, as the network scales its lags), and whether
+any such period was observed. Every horizon period's reference lies before the cutoff (H < 361).
+
 Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
 draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).
 With ``model.launch_share`` > 0 that share of every batch is drawn from launch windows instead: the
@@ -64,6 +70,10 @@ INFERENCE_KEYS: tuple[str, ...] = (PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT, F
 """Keys of an :func:`inference_batch`."""
 BATCH_KEYS: tuple[str, ...] = (*INFERENCE_KEYS, FUTURE_TARGET, FUTURE_OBSERVED)
 """Keys of a training or validation batch."""
+LAST_YEAR: dict[str, tuple[int, int]] = {"1d": (364, 3), "1w": (52, 1), "1mo": (12, 0)}
+"""Per frequency: (lag of one year in periods, half-width of the averaging window around it)."""
+LAST_YEAR_FEATURES: tuple[str, ...] = ("last_year_demand", "last_year_observed")
+"""Names of the two covariates ``last_year`` appends to ``feature_names``."""
 SKU_COLUMN = STATIC_FEATURES.index(S.SKU_ID)
 """Column of ``static_cat`` holding the SKU index (set to 0 = unknown in launch windows)."""
 
@@ -76,13 +86,14 @@ class PackedShard:
         series: ``sku_id, warehouse_id, category`` of the N series, in (sku_id, warehouse_id) order.
         values: ``[T]`` float32 units sold; 0 for missing periods and after the cutoff.
         observed: ``[T]`` float32, 1 = a sales row in stock on or before the cutoff.
-        time_feat: ``[T, F]`` float32 covariates, columns in ``feature_names`` order.
+        time_feat: ``[T, F]`` float32 covariates, columns in ``feature_names`` order (without the
+            :data:`LAST_YEAR_FEATURES`, which windows add from ``last_year``).
         indptr: ``[N+1]`` int64; series ``i`` is rows ``indptr[i]:indptr[i+1]``.
         start: ``[N]`` datetime64[D] first period of each series.
         cutoff_index: ``[N]`` int64 periods up to and including the cutoff (then ``horizon`` more).
         static_cat: ``[N, C]`` int64 indices into ``vocab[STATIC_FEATURES[c]]`` (0 = unknown).
         vocab: ``{"category": [...], "warehouse_id": [...]}``, index 0 = ``"<unknown>"``.
-        feature_names: the F axis.
+        feature_names: the F axis of a batch's time features.
         freq, cutoff, horizon: ``"1d"``/``"1w"``/``"1mo"``; forecast origin (last target period); H.
     """
 
@@ -100,6 +111,7 @@ class PackedShard:
     cutoff: dt.date
     horizon: int
     static_real: np.ndarray | None = None  # [N, R] float32 text covariates (model.text_features)
+    last_year: np.ndarray | None = None  # [T, 2] float32 (mean demand a year earlier, any observed)
 
     @property
     def n_series(self) -> int:
@@ -112,6 +124,34 @@ class PackedShard:
         return np.diff(self.indptr)
 
 
+def last_year_reference(
+    values: np.ndarray, observed: np.ndarray, indptr: np.ndarray, freq: str
+) -> np.ndarray:
+    """``[T, 2]`` float32 per period: mean observed demand one year earlier (0 if none), observed flag.
+
+    The mean runs over periods ``t - lag - half .. t - lag + half`` of the same series
+    (:data:`LAST_YEAR`); periods before the series' start, stockouts and periods past the cutoff
+    (observed 0) do not count.
+    """
+    if freq not in LAST_YEAR:
+        raise ConfigError(f"config key 'data.freq' must be one of {sorted(LAST_YEAR)}, got {freq!r}")
+    lag, half = LAST_YEAR[freq]
+    rows = np.arange(len(values), dtype=np.int64)  # [T]
+    first = np.repeat(indptr[:-1], np.diff(indptr))  # [T] first row of each row's series
+    lo = np.maximum(rows - lag - half, first)  # [T]
+    hi = np.maximum(rows - lag + half + 1, first)  # [T], <= rows since lag > half
+    cum_v, cum_o = _cumsum0(values * observed), _cumsum0(observed)
+    count = cum_o[hi] - cum_o[lo]  # [T]
+    mean = (cum_v[hi] - cum_v[lo]) / np.maximum(count, 1.0)  # [T]
+    return np.stack([np.where(count > 0, mean, 0.0), count > 0], axis=1).astype(np.float32)
+
+
+def context_scale(target: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """``[B]`` ``1 + mean`` observed demand of each context ``[B, L]`` (``DeepARNet.scale`` in numpy)."""
+    total = np.where(observed > 0, target, 0.0).sum(axis=1)
+    return 1.0 + total / np.maximum(observed.sum(axis=1), 1.0)
+
+
 def pack_shard(
     sales: pl.DataFrame,
     products: pl.DataFrame,
@@ -122,6 +162,7 @@ def pack_shard(
     cutoff: dt.date,
     horizon: int,
     vocab: dict[str, list[str]] | None = None,
+    last_year: bool = False,
 ) -> PackedShard:
     """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
 
@@ -134,6 +175,7 @@ def pack_shard(
         cutoff: forecast origin; the last period whose target is used.
         horizon: H >= 1 periods after the cutoff.
         vocab: static vocabularies from training (forecast time); None builds them from ``sales``.
+        last_year: add the last-year covariates (:func:`last_year_reference`, ``model.last_year``).
 
     Raises:
         DataQualityError: no sales row on or before the cutoff.
@@ -161,20 +203,24 @@ def pack_shard(
     )
     vocab = build_vocab(series) if vocab is None else vocab
     lengths = series["_n"].to_numpy()
+    values = frame[S.UNITS_SOLD].to_numpy().astype(np.float32)
+    observed = frame[S.OBSERVED].to_numpy().astype(np.float32)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     packed = PackedShard(
         series=series.select(*keys, S.CATEGORY),
-        values=frame[S.UNITS_SOLD].to_numpy().astype(np.float32),
-        observed=frame[S.OBSERVED].to_numpy().astype(np.float32),
+        values=values,
+        observed=observed,
         time_feat=np.ascontiguousarray(frame.select(names).to_numpy(), dtype=np.float32),
-        indptr=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        indptr=indptr,
         start=series["_start"].to_numpy().astype("datetime64[D]"),
         cutoff_index=series["_past"].to_numpy().astype(np.int64),
         static_cat=encode_static(series, vocab),
         vocab=vocab,
-        feature_names=names,
+        feature_names=(*names, *LAST_YEAR_FEATURES) if last_year else names,
         freq=freq,
         cutoff=cutoff,
         horizon=horizon,
+        last_year=last_year_reference(values, observed, indptr, freq) if last_year else None,
     )
     log.info(
         "packed %d series x %d periods (F=%d), cutoff %s", packed.n_series, len(frame), len(names), cutoff
@@ -206,6 +252,10 @@ def gather_windows(
     target = np.where(inside, packed.values[rows], np.float32(0))  # [B, L+H]
     observed = np.where(inside, packed.observed[rows], np.float32(0))  # [B, L+H]
     feat = packed.time_feat[rows] * inside[..., None].astype(np.float32)  # [B, L+H, F]
+    if packed.last_year is not None:  # the last two of F: last-year demand / scale, observed flag
+        ref = packed.last_year[rows] * inside[..., None].astype(np.float32)  # [B, L+H, 2]
+        ref[..., 0] /= context_scale(target[:, :L], observed[:, :L]).astype(np.float32)[:, None]
+        feat = np.concatenate([feat, ref], axis=-1)  # [B, L+H, F]
 
     parts = {
         PAST_TARGET: target[:, :L],  # [B, L]
