@@ -149,6 +149,7 @@ class ModelConfig:
     text_dim: int = 16
     lags: list[int] | None = None
     last_year: bool = True
+    last_year_min_years: float = 2.0
 
     def __post_init__(self) -> None:
         _require(
@@ -172,6 +173,8 @@ class ModelConfig:
         _require(self.batch_size > 0, "model.batch_size", "must be > 0", self.batch_size)
         _require(0.0 <= self.launch_share < 1.0, "model.launch_share", "must be in [0, 1)", self.launch_share)
         _require(self.text_dim > 0, "model.text_dim", "must be > 0", self.text_dim)
+        years = self.last_year_min_years
+        _require(years >= 0, "model.last_year_min_years", "must be >= 0", years)
         _require(
             self.window_sampling in ("scale", "uniform"),
             "model.window_sampling",

@@ -39,7 +39,9 @@ from inventory_scale.data.windows import (
     PackedShard,
     ShardDataModule,
     inference_batch,
+    last_year_learnable,
     pack_shard,
+    without_last_year,
 )
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
@@ -159,6 +161,11 @@ def train_shard(
     """
     t0 = time.perf_counter()
     packed = pack(data, cfg, cutoff)
+    if packed.last_year is not None and not last_year_learnable(packed, cfg.model.last_year_min_years):
+        median, years = int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years
+        msg = "shard %d: last-year covariates off: median history %d periods < %.1f years + H (model.%s)"
+        log.info(msg, shard_id, median, years, "last_year_min_years")
+        packed = without_last_year(packed)
     seed = shard_seed(cfg.seed, shard_id)
     dm = ShardDataModule(
         packed,

@@ -139,3 +139,22 @@ def test_backtest_scores_every_model_and_the_oracle(
     by_model = overall.group_by(S.MODEL).agg(pl.col(S.VALUE).mean())
     oracle = by_model.filter(pl.col(S.MODEL) == "oracle")[S.VALUE].item()
     assert oracle <= by_model[S.VALUE].min() + 1e-9  # type: ignore[operator]
+
+
+def test_last_year_covariates_follow_the_history_rule(run: tuple[Config, list[str]], tmp_path: Path) -> None:
+    from inventory_scale.data.windows import LAST_YEAR_FEATURES
+    from inventory_scale.forecast import forecast_shard, module_uses_last_year, train_shard
+
+    _, args = run
+    cutoff = dt.date(2024, 5, 1)
+    for years, expected in ((2.0, False), (0.0, True)):  # 150 days of history: < 2 years + H
+        cfg = load_config([*args, f"model.last_year_min_years={years}"])
+        data = load_shard(cfg.data.root, list_series(cfg.data.root, cutoff).head(6), cutoff)
+        module, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path / str(years)))
+        assert module_uses_last_year(module) is expected
+        names = (module.scaler_state or {})["feature_names"]
+        assert (names[-2:] == list(LAST_YEAR_FEATURES)) is expected
+        assert module.net.config.num_time_features == len(names)
+        frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=0)
+        assert paths.shape == (6, cfg.forecast.num_paths, cfg.data.horizon) and np.isfinite(paths).all()
+        assert frame.height == 6 * cfg.data.horizon

@@ -24,9 +24,11 @@ from inventory_scale.data.windows import (
     WindowSampler,
     gather_windows,
     inference_batch,
+    last_year_learnable,
     last_year_reference,
     pack_shard,
     validation_windows,
+    without_last_year,
 )
 from inventory_scale.errors import ConfigError, DataQualityError
 
@@ -198,7 +200,7 @@ def test_last_year_reference_daily_by_hand() -> None:
     assert ref[399].tolist() == [pytest.approx(35.0), 1.0]  # days 32..38
     assert ref[360].tolist() == [0.0, 0.0] and ref[361].tolist() == [0.0, 1.0]  # window reaches day 0
     assert not ref[400:].any()  # the second series has no last year, never the first one's days
-    with pytest.raises(ConfigError, match="data.freq"):
+    with pytest.raises(ConfigError, match=r"data\.freq"):
         last_year_reference(values, observed, np.array([0, 410]), "1h")
 
 
@@ -223,6 +225,13 @@ def test_last_year_covariates_in_windows_monthly() -> None:
     assert future[:, 1].tolist() == [1, 1, 1]
     assert not batch["past_time_feat"][1, :, f:].any() and not batch["future_time_feat"][1, :, f:].any()
     np.testing.assert_array_equal(batch["past_time_feat"][..., :f], inference_batch(off, 4)["past_time_feat"])
+    # history rule: A has 16 months up to the cutoff, B 4 -> median 10 (needs years x 12 + H)
+    assert last_year_learnable(p, 7 / 12) and not last_year_learnable(p, 8 / 12)
+    dropped = without_last_year(p)
+    assert dropped.feature_names == off.feature_names and dropped.last_year is None
+    np.testing.assert_array_equal(
+        inference_batch(dropped, 4)["past_time_feat"], inference_batch(off, 4)["past_time_feat"]
+    )
 
 
 def test_forecast_time_vocab_maps_unseen_to_zero(sales: pl.DataFrame, packed: PackedShard) -> None:

@@ -35,6 +35,7 @@ what a cold-start forecast of a new SKU sees (``forecast_cold.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
@@ -144,6 +145,22 @@ def last_year_reference(
     count = cum_o[hi] - cum_o[lo]  # [T]
     mean = (cum_v[hi] - cum_v[lo]) / np.maximum(count, 1.0)  # [T]
     return np.stack([np.where(count > 0, mean, 0.0), count > 0], axis=1).astype(np.float32)
+
+
+def last_year_learnable(packed: PackedShard, min_years: float) -> bool:
+    """Whether the median series of ``packed`` has ``min_years`` years + H periods up to the cutoff.
+
+    With less, the seasons of last year were trained on without a reference (the year before them
+    is missing), so the covariates would only ever be seen with a peak at forecast time.
+    """
+    lag, _ = LAST_YEAR[packed.freq]
+    return bool(np.median(packed.cutoff_index) >= min_years * lag + packed.horizon)
+
+
+def without_last_year(packed: PackedShard) -> PackedShard:
+    """``packed`` without the last-year covariates (same arrays otherwise)."""
+    names = tuple(n for n in packed.feature_names if n not in LAST_YEAR_FEATURES)
+    return dataclasses.replace(packed, feature_names=names, last_year=None)
 
 
 def context_scale(target: np.ndarray, observed: np.ndarray) -> np.ndarray:
