@@ -149,7 +149,7 @@ class ModelConfig:
     text_dim: int = 16
     lags: list[int] | None = None
     last_year: bool = True
-    last_year_min_years: float = 2.0
+    last_year_min_years: float = 1.0
 
     def __post_init__(self) -> None:
         _require(

@@ -147,7 +147,7 @@ def test_last_year_covariates_follow_the_history_rule(run: tuple[Config, list[st
 
     _, args = run
     cutoff = dt.date(2024, 5, 1)
-    for years, expected in ((2.0, False), (0.0, True)):  # 150 days of history: < 2 years + H
+    for years, expected in ((1.0, False), (0.0, True)):  # 150 days of history: < 1 year + H
         cfg = load_config([*args, f"model.last_year_min_years={years}"])
         data = load_shard(cfg.data.root, list_series(cfg.data.root, cutoff).head(6), cutoff)
         module, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path / str(years)))

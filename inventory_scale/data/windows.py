@@ -150,8 +150,9 @@ def last_year_reference(
 def last_year_learnable(packed: PackedShard, min_years: float) -> bool:
     """Whether the median series of ``packed`` has ``min_years`` years + H periods up to the cutoff.
 
-    With less, the seasons of last year were trained on without a reference (the year before them
-    is missing), so the covariates would only ever be seen with a peak at forecast time.
+    Under one year + H the horizon has no reference at all. Between one and two years, last
+    year's seasons were trained on without a reference (the year before them is missing): the
+    covariates then help on average but can mislead right after a peak (``model.last_year_min_years``).
     """
     lag, _ = LAST_YEAR[packed.freq]
     return bool(np.median(packed.cutoff_index) >= min_years * lag + packed.horizon)
