@@ -162,9 +162,10 @@ def train_shard(
     t0 = time.perf_counter()
     packed = pack(data, cfg, cutoff)
     if packed.last_year is not None and not last_year_learnable(packed, cfg.model.last_year_min_years):
-        median, years = int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years
-        msg = "shard %d: last-year covariates off: median history %d periods < %.1f years + H (model.%s)"
-        log.info(msg, shard_id, median, years, "last_year_min_years")
+        log.info(
+            "shard %d: last-year covariates off: median history %d < model.last_year_min_years=%s + H",
+            shard_id, int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years,
+        )  # fmt: skip
         packed = without_last_year(packed)
     seed = shard_seed(cfg.seed, shard_id)
     dm = ShardDataModule(
