@@ -23,7 +23,7 @@ from inventory_scale.config_tools import (
     ReportConfig,
     SweepConfig,
 )
-from inventory_scale.schema import FREQUENCIES
+from inventory_scale.schema import FREQUENCIES, PLANNED_SOURCES
 
 __all__ = [
     "BENCH_DATASETS",
@@ -76,6 +76,8 @@ class DataConfig:
     cover_days: float = 21.0
     budget_cover_days: float = 14.0
     negative_sales: str = "clip"
+    # covariates of the forecast horizon known at the cutoff (data/planned.py)
+    planned_prices: str = "table"
 
     def __post_init__(self) -> None:
         _require(
@@ -120,6 +122,12 @@ class DataConfig:
             "data.negative_sales",
             "must be 'clip' or 'error'",
             self.negative_sales,
+        )
+        _require(
+            self.planned_prices in PLANNED_SOURCES,
+            "data.planned_prices",
+            f"must be one of {list(PLANNED_SOURCES)}",
+            self.planned_prices,
         )
         _require(
             self.max_series is None or self.max_series > 0,

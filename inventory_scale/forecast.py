@@ -34,6 +34,7 @@ from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
 from inventory_scale.data.listing import last_sales_date, list_series
+from inventory_scale.data.planned import read_planned
 from inventory_scale.data.windows import (
     LAST_YEAR_FEATURES,
     PackedShard,
@@ -53,7 +54,15 @@ from inventory_scale.models.module import ForecastModule
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ShardData", "forecast_shard", "last_sales_date", "list_series", "load_shard", "train_shard"]
+__all__ = [
+    "ShardData",
+    "attach_planned",
+    "forecast_shard",
+    "last_sales_date",
+    "list_series",
+    "load_shard",
+    "train_shard",
+]
 
 PERIOD_DAYS = {"1d": 1.0, "1w": 7.0, "1mo": 365.25 / 12}
 
@@ -68,6 +77,7 @@ class ShardData:
     warehouses: pl.DataFrame
     calendar: pl.DataFrame
     inventory: pl.DataFrame
+    planned: pl.DataFrame | None = None  # horizon prices / promotions (attach_planned)
 
 
 def load_shard(
@@ -103,6 +113,15 @@ def load_shard(
     return ShardData(keys, sales, products, warehouses, calendar, inventory)
 
 
+def attach_planned(
+    data: ShardData, cfg: Config, cutoff: dt.date, opts: io.StorageOptions | None = None
+) -> ShardData:
+    """``data`` with its horizon's planned prices / promotions (``data.planned_prices``) read in."""
+    until = offset_date(cutoff, cfg.data.freq, cfg.data.horizon)
+    data.planned = read_planned(cfg.data.root, cfg.data.planned_prices, data.series, cutoff, until, opts)
+    return data
+
+
 def pack(
     data: ShardData,
     cfg: Config,
@@ -128,6 +147,7 @@ def pack(
         horizon=cfg.data.horizon,
         vocab=vocab,
         last_year=cfg.model.last_year if last_year is None else last_year,
+        planned=data.planned,
     )
     if cfg.model.text_features if text is None else text:
         from inventory_scale.text.features import static_real

@@ -87,6 +87,16 @@ def run_validate(cfg: Config) -> Summary:
     return {"stage": "validate", **report.to_dict(), "seconds": round(seconds, 2)}
 
 
+def _planned_fingerprint(cfg: Config, opts: io.StorageOptions) -> str | None:
+    """Digest of the ``planned_prices`` table when forecasts read it (so a new plan re-forecasts)."""
+    from inventory_scale.manifest import fingerprint
+
+    uri = io.join(cfg.data.root, S.PLANNED_PRICES.name)
+    if cfg.data.planned_prices != "table" or not io.table_files(cfg.data.root, S.PLANNED_PRICES, opts):
+        return None
+    return fingerprint(uri, opts)["sha256"]
+
+
 def resolve_cutoff(cfg: Config, opts: io.StorageOptions) -> dt.date:
     """``run.cutoff`` or, when null, the last sales date of ``data.root``."""
     from inventory_scale.data.listing import last_sales_date
@@ -276,6 +286,7 @@ def run_forecast(cfg: Config) -> Summary:
         forecast=dataclasses.asdict(cfg.forecast),
         shards=shards_digest(shards),
         cold=[len(it.cold) for it in items if it.cold is not None],
+        planned=_planned_fingerprint(cfg, opts),
         models=io.read_json(train_plan_uri, opts).get("hash") if io.exists(train_plan_uri, opts) else None,
     )
     if outputs.reset_if_plan_changed(out, plan, opts, "forecast"):

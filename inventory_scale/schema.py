@@ -241,10 +241,32 @@ TRUTH = TableSpec(
     partition_by=WAREHOUSE_ID,
 )
 
+PLANNED_PRICES = TableSpec(
+    name="planned_prices",
+    schema=pl.Schema(
+        {
+            SKU_ID: pl.String,
+            WAREHOUSE_ID: pl.String,
+            DATE: pl.Date,
+            PRICE: pl.Float32,
+            ON_PROMOTION: pl.Boolean,
+        }
+    ),
+    key=(SKU_ID, WAREHOUSE_ID, DATE),
+    nullable=frozenset({PRICE, ON_PROMOTION}),
+)
+"""Optional: prices and promotions already set for future dates (``data.planned_prices``). A null
+price keeps the last known one; a null ``on_promotion`` means no promotion."""
+
+PLANNED_SOURCES: tuple[str, ...] = ("none", "table", "sales")
+"""Where horizon prices and promotions come from (``data.planned_prices``): nowhere (last price
+carried forward, no promotion), the ``planned_prices`` table when the root has one, or the sales
+rows after the cutoff (backtests on data whose prices were set in advance)."""
+
 INPUT_TABLES: tuple[TableSpec, ...] = (SALES, PRODUCTS, WAREHOUSES, INVENTORY, INBOUND, CALENDAR)
 """Tables every dataset root holds (``inbound`` may be empty)."""
 
-ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (*INPUT_TABLES, TRUTH)}
+ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (*INPUT_TABLES, TRUTH, PLANNED_PRICES)}
 
 
 def table_spec(name: str) -> TableSpec:

@@ -44,7 +44,14 @@ from inventory_scale.distributed.sharding import assign_shards, shards_digest
 from inventory_scale.errors import ConfigError, DataQualityError, InventoryScaleError
 from inventory_scale.evaluation.backtest import _actuals, _score, backtest_cutoffs
 from inventory_scale.evaluation.scales import series_scales
-from inventory_scale.forecast import ShardData, forecast_shard, list_series, load_shard, train_shard
+from inventory_scale.forecast import (
+    ShardData,
+    attach_planned,
+    forecast_shard,
+    list_series,
+    load_shard,
+    train_shard,
+)
 from inventory_scale.sweep_space import Param, apply_overrides, default_point, parse_space
 
 log = logging.getLogger(__name__)
@@ -258,7 +265,7 @@ def run_trial(plan: SweepPlan, point: dict[str, Any], report: Report) -> dict[st
     ]
     trial = _Trial(cfg, plan.metric, len(plan_units), report)
     for cutoff, keys, shard_id in plan_units:
-        data = load_shard(cfg.data.root, keys, cutoff, opts)
+        data = attach_planned(load_shard(cfg.data.root, keys, cutoff, opts), cfg, cutoff, opts)
         end = offset_date(cutoff, cfg.data.freq, cfg.data.horizon)
         actuals = _actuals(cfg.data.root, data, cutoff, end, opts)
         scales = series_scales(data.sales, season_length=cfg.data.season_length)

@@ -3,7 +3,8 @@
 :func:`build_features` turns the long ``sales`` table (plus ``products``, ``warehouses`` and
 ``calendar``) into one row per series and period, from the series' first sale to ``end`` with no
 gaps, using Polars expressions only. Periods past the last sales row (the forecast horizon) get
-``units_sold`` 0, ``observed`` 0, the last known price, no promotion and ``in_stock`` 1.
+``units_sold`` 0, ``observed`` 0, the planned price and promotion flag where a plan gives them
+(``data/planned.py``), else the last known price and no promotion, and ``in_stock`` 1.
 
 Time features (the F axis of a batch, in :func:`time_features` order), all float32:
 
@@ -77,6 +78,7 @@ one global model learn an item's shape across warehouses; SKUs unseen in trainin
 _SID = "_sid"  # series index in key order
 _ROW = "_row"  # marker: the grid row matched a sales row
 _REF_PRICE = "_ref_price"
+_PLAN = "_planned"  # suffix of the planned price / promotion columns while joining
 _NEXT, _PREV = "_next_event", "_prev_event"
 
 
@@ -190,6 +192,7 @@ def build_features(
     *,
     freq: str,
     end: dt.date,
+    planned: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Dense feature frame: every series from its first sales date to ``end`` at ``freq``.
 
@@ -201,6 +204,9 @@ def build_features(
         calendar: ``S.CALENDAR`` rows (date, region, event_name, is_holiday, snap).
         freq: ``"1d"``, ``"1w"`` or ``"1mo"``.
         end: last period of every series' grid (may lie past the last sale: the horizon).
+        planned: planned ``price, on_promotion`` rows (``data/planned.py``) for periods past the
+            last sale; where a period has no sales row they replace the carried-forward price
+            and the "no promotion" default. Rows of series absent from ``sales`` are ignored.
 
     Returns:
         Frame sorted by (sku_id, warehouse_id, date) with columns ``sku_id, warehouse_id, category
@@ -241,9 +247,27 @@ def build_features(
         )
     )
     cal = _calendar_features(grid, calendar, freq)
+    frame = grid.join(sales.with_columns(pl.lit(True).alias(_ROW)), on=[*keys, S.DATE], how="left")
+    if planned is not None:
+        plan = planned.select(*keys, S.DATE, pl.col(S.PRICE).cast(pl.Float32), S.ON_PROMOTION)
+        frame = (
+            frame.join(plan, on=[*keys, S.DATE], how="left", suffix=_PLAN)
+            .with_columns(
+                pl.when(pl.col(_ROW).is_null())
+                .then(pl.col(S.PRICE + _PLAN))
+                .otherwise(pl.col(S.PRICE))
+                .alias(S.PRICE),
+                pl.when(pl.col(_ROW).is_null())
+                .then(pl.col(S.ON_PROMOTION + _PLAN))
+                .otherwise(pl.col(S.ON_PROMOTION))
+                .alias(S.ON_PROMOTION),
+            )
+            .drop(S.PRICE + _PLAN, S.ON_PROMOTION + _PLAN)
+        )
     frame = (
-        grid.join(sales.with_columns(pl.lit(True).alias(_ROW)), on=[*keys, S.DATE], how="left")
-        .join(products.select(S.SKU_ID, S.CATEGORY).unique(S.SKU_ID, keep="first"), on=S.SKU_ID, how="left")
+        frame.join(
+            products.select(S.SKU_ID, S.CATEGORY).unique(S.SKU_ID, keep="first"), on=S.SKU_ID, how="left"
+        )
         .join(cal, on=[S.REGION, S.DATE], how="left")
         .sort(_SID, S.DATE)
     )

@@ -181,11 +181,13 @@ def pack_shard(
     horizon: int,
     vocab: dict[str, list[str]] | None = None,
     last_year: bool = False,
+    planned: pl.DataFrame | None = None,
 ) -> PackedShard:
     """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
 
     Sales rows after the cutoff are ignored entirely (targets and covariates), so a backtest sees
-    what a forecast on that day would: future prices carried forward, no promotion, in stock.
+    what a forecast on that day would: in stock, and future prices carried forward with no
+    promotion unless ``planned`` gives them.
 
     Args:
         sales, products, warehouses, calendar: input tables (see :func:`build_features`).
@@ -194,6 +196,8 @@ def pack_shard(
         horizon: H >= 1 periods after the cutoff.
         vocab: static vocabularies from training (forecast time); None builds them from ``sales``.
         last_year: add the last-year covariates (:func:`last_year_reference`, ``model.last_year``).
+        planned: planned price / promotion rows (``data/planned.py``); only rows after the cutoff
+            are used.
 
     Raises:
         DataQualityError: no sales row on or before the cutoff.
@@ -207,8 +211,16 @@ def pack_shard(
     if history.height == 0:
         raise DataQualityError(f"sales: no row on or before the cutoff {cutoff} (column '{S.DATE}')")
     keys = list(S.SERIES_KEY)
+    if planned is not None:
+        planned = planned.filter(pl.col(S.DATE) > cutoff)
     frame = build_features(
-        history, products, warehouses, calendar, freq=freq, end=offset_date(cutoff, freq, horizon + 1)
+        history,
+        products,
+        warehouses,
+        calendar,
+        freq=freq,
+        end=offset_date(cutoff, freq, horizon + 1),
+        planned=planned,
     )
     future = (pl.col(S.DATE) > cutoff).cast(pl.Int32)
     # the grid runs H+1 periods past the cutoff, so every series keeps exactly H future periods

@@ -64,11 +64,11 @@ def shard_label(item: ShardItem) -> str:
 
 def read_shard(item: ShardItem, inp: StageInputs) -> ShardData:
     """The shard's inputs: sales from its prepared slice (bucketed) or the raw table (pushdown)."""
-    from inventory_scale.forecast import ShardData, load_shard  # torch: imported in the task, not the driver
+    from inventory_scale.forecast import ShardData, attach_planned, load_shard  # torch: in the task only
 
     cfg, opts = inp.cfg, inp.opts
     if not inp.bucketed:
-        return load_shard(cfg.data.root, item.series, inp.cutoff, opts)
+        return attach_planned(load_shard(cfg.data.root, item.series, inp.cutoff, opts), cfg, inp.cutoff, opts)
     root = cfg.data.root
     keys = item.series.select(S.SKU_ID, S.WAREHOUSE_ID)
     skus = keys[S.SKU_ID].unique().to_list()
@@ -81,7 +81,9 @@ def read_shard(item: ShardItem, inp: StageInputs) -> ShardData:
     inventory = io.read_table(root, S.INVENTORY, opts, predicate=pl.col(S.WAREHOUSE_ID).is_in(whs)).join(
         keys, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi"
     )
-    return ShardData(keys, sales, products, warehouses, calendar, inventory)
+    return attach_planned(
+        ShardData(keys, sales, products, warehouses, calendar, inventory), cfg, inp.cutoff, opts
+    )
 
 
 def _quiet_lightning() -> None:

@@ -36,6 +36,7 @@ from inventory_scale.evaluation.metrics import (
 )
 from inventory_scale.forecast import (
     ShardData,
+    attach_planned,
     baseline_shard,
     forecast_shard,
     list_series,
@@ -113,7 +114,7 @@ def backtest_shard(
     """Per-series metrics of every configured model for one shard at one origin."""
     root = cfg.data.root
     end = offset_date(cutoff, cfg.data.freq, cfg.data.horizon)
-    data = load_shard(root, shard_series, cutoff, opts)
+    data = attach_planned(load_shard(root, shard_series, cutoff, opts), cfg, cutoff, opts)
     actuals = _actuals(root, data, cutoff, end, opts)
     scales = series_scales(data.sales, season_length=cfg.data.season_length)
     out: list[pl.DataFrame] = []
