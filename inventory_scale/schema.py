@@ -322,6 +322,8 @@ SPL = "spl"  # scaled pinball loss, averaged over the forecast quantiles
 CRPS = "crps"  # scaled CRPS from sample paths
 COVERAGE_80 = "coverage_80"
 COVERAGE_90 = "coverage_90"
+PIT_COVERAGE_80 = "pit_coverage_80"  # randomized-PIT coverage for counts (scores.pit_coverage)
+PIT_COVERAGE_90 = "pit_coverage_90"
 BIAS = "bias"
 
 # --- features -------------------------------------------------------------------------------

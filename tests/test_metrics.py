@@ -127,6 +127,34 @@ def test_interval_coverage_counts_closed_bounds() -> None:
 # --- scales -----------------------------------------------------------------------------------
 
 
+def test_pit_coverage_hand_values() -> None:
+    # samples {0, 0, 1, 1}: y = 1 has PIT on [0.5, 1], y = 0 on [0, 0.5], y = 2 at 1 (outside)
+    samples = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
+    y = np.array([[1.0, 0.0, 2.0]])
+    assert scores.pit_coverage(samples, y, 0.8)[0] == pytest.approx((0.4 / 0.5 + 0.4 / 0.5 + 0.0) / 3)
+    assert scores.pit_coverage(samples, y, 0.9)[0] == pytest.approx((0.45 / 0.5 + 0.45 / 0.5) / 3)
+    # distinct (continuous) samples: the indicator F(y) in [a, b]
+    cont = np.arange(100, dtype=np.float64)[None, :, None]
+    assert scores.pit_coverage(cont, np.array([[50.5]]), 0.8)[0] == 1.0
+    assert scores.pit_coverage(cont, np.array([[95.5]]), 0.8)[0] == 0.0
+    with pytest.raises(SchemaError):
+        scores.pit_coverage(samples, y[:, :2], 0.8)
+    with pytest.raises(ConfigError):
+        scores.pit_coverage(samples, y, 1.0)
+
+
+def test_pit_coverage_is_nominal_for_calibrated_counts_where_closed_intervals_are_not() -> None:
+    rng = np.random.default_rng(0)
+    lam = rng.choice([0.3, 2.0], size=(200, 1))  # intermittent and low-count series
+    y = rng.poisson(lam, size=(200, 28)).astype(np.float64)
+    samples = rng.poisson(lam[:, :, None], size=(200, 2000, 28)).astype(np.float32)
+    q = np.quantile(samples, [0.1, 0.9], axis=1)  # [2, N, H]
+    closed = scores.interval_coverage(y, q[0], q[1]).mean()
+    pit = scores.pit_coverage(samples, y, 0.8).mean()
+    assert closed > 0.9  # zeros and ones at the end-points count as covered
+    assert pit == pytest.approx(0.8, abs=0.015)
+
+
 def test_series_scales_hand_values_and_m5_start() -> None:
     # m = 2: |y_t - y_{t-2}| = 2, 4, 1, 1 -> 2.0; from the first sale [2, 4, 1, 3]: diffs 2, -3, 2
     out = series_scales(_history({"A": [0, 0, 2, 4, 1, 3]}), season_length=2)
@@ -227,6 +255,8 @@ def test_evaluate_forecasts_hand_values() -> None:
     rho = np.mean([(u * 1 + (1 - u) * 1) / 3 for u in (0.05, 0.1, 0.5, 0.9, 0.95)])
     assert a[S.SPL] == pytest.approx(rho / 0.5)
     assert a[S.COVERAGE_80] == pytest.approx(1 / 3) and a[S.COVERAGE_90] == pytest.approx(1 / 3)
+    # point mass at f: step 1 (y = f) has PIT uniform on [0, 1], steps 2 and 3 lie outside
+    assert a[S.PIT_COVERAGE_80] == pytest.approx(0.8 / 3) and a[S.PIT_COVERAGE_90] == pytest.approx(0.9 / 3)
     assert a[S.BIAS] == pytest.approx(0.0)
     assert b[S.MASE] == pytest.approx(2.0) and b[S.RMSSE] == pytest.approx(1.0)
     assert b[S.BIAS] is None  # no demand over the horizon
@@ -240,6 +270,7 @@ def test_evaluate_forecasts_nulls_for_missing_quantiles_and_quantile_crps() -> N
     )
     a = out.row(0, named=True)
     assert a[S.COVERAGE_90] is None and a[S.COVERAGE_80] == pytest.approx(1 / 3)
+    assert a[S.PIT_COVERAGE_80] is None and a[S.PIT_COVERAGE_90] is None  # needs sample paths
     assert a[S.CRPS] == pytest.approx((2 / 3) / 0.5)  # all quantiles equal f: weights sum to 1
     none = evaluate_forecasts(fc, actuals, scales, quantiles=[0.05, 0.2], model="m")
     assert none.get_column(S.SPL).null_count() == 2 and none.get_column(S.CRPS).null_count() == 2

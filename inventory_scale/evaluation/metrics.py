@@ -14,7 +14,10 @@ Metric conventions (kernels in :mod:`inventory_scale.evaluation.scores`):
 - SPL averages the pinball loss over the requested ``quantiles``; CRPS is exact for the sample
   paths when ``samples`` is given, else ``2 x`` the midpoint-weighted average pinball loss of the
   quantile columns (an approximation, see ``scores.quantile_crps``);
-- coverage_80 uses ``[q0.1, q0.9]``, coverage_90 ``[q0.05, q0.95]``, bounds included;
+- coverage_80 uses ``[q0.1, q0.9]``, coverage_90 ``[q0.05, q0.95]``, bounds included; with
+  sample paths, pit_coverage_80 / pit_coverage_90 are the expected randomized-PIT coverages
+  (``scores.pit_coverage``), which do not count the mass of the interval's end-points as covered
+  and so are the calibration check for counts (the closed intervals over-cover zeros);
 - a metric whose quantile columns are absent is null, and so is bias for a series with no demand
   over the horizon. Aggregates average over the series where a metric is defined.
 """
@@ -38,6 +41,7 @@ from inventory_scale.evaluation.scores import (
     crps_from_samples,
     interval_coverage,
     mase,
+    pit_coverage,
     quantile_crps,
     rmsse,
     scaled_pinball,
@@ -61,7 +65,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = (S.MASE, S.RMSSE, S.SPL, S.CRPS, S.COVERAGE_80, S.COVERAGE_90, S.BIAS)
+METRICS: tuple[str, ...] = (
+    S.MASE,
+    S.RMSSE,
+    S.SPL,
+    S.CRPS,
+    S.COVERAGE_80,
+    S.COVERAGE_90,
+    S.PIT_COVERAGE_80,
+    S.PIT_COVERAGE_90,
+    S.BIAS,
+)
 """Per-series metric columns of :func:`evaluate_forecasts`, in output order."""
 
 N_SERIES = "n_series"  # value of the `metric` column in aggregate_metrics: series counted in the group
@@ -71,6 +85,7 @@ _UNIT = "_unit"  # intermediate: index of a (series, cutoff) unit in the order o
 _ORDER = "_group_order"  # intermediate: position of a group in the output
 _COUNT = "_count"  # intermediate: number of truth dates after the cutoff
 _INTERVALS: dict[str, tuple[float, float]] = {S.COVERAGE_80: (0.1, 0.9), S.COVERAGE_90: (0.05, 0.95)}
+_PIT_LEVELS: dict[str, float] = {S.PIT_COVERAGE_80: 0.8, S.PIT_COVERAGE_90: 0.9}
 _SCALE_COLUMNS = (S.SKU_ID, S.WAREHOUSE_ID, S.SCALE_MAE, S.SCALE_MSE, S.WEIGHT, S.VELOCITY_CLASS)
 
 
@@ -155,7 +170,8 @@ def evaluate_forecasts(
 
     Returns:
         One row per unit, in forecast order: ``model, sku_id, warehouse_id, [cutoff],
-        velocity_class, weight, mase, rmsse, spl, crps, coverage_80, coverage_90, bias``
+        velocity_class, weight, mase, rmsse, spl, crps, coverage_80, coverage_90, pit_coverage_80,
+        pit_coverage_90, bias``
         (metrics f64, null where undefined).
 
     Raises:
@@ -201,8 +217,10 @@ def evaluate_forecasts(
         if samples.ndim != 3 or samples.shape[0] != n or samples.shape[2] != h:
             raise SchemaError(f"samples of shape {samples.shape} do not match {n} series x {h} steps")
         values[S.CRPS] = crps_from_samples(samples, y, scale_mae)
+        values |= {name: pit_coverage(samples, y, level) for name, level in _PIT_LEVELS.items()}
     else:
         values[S.CRPS] = None if q_preds is None else quantile_crps(y, q_preds, levels, scale_mae)
+        values |= dict.fromkeys(_PIT_LEVELS)
     for name, pair in _INTERVALS.items():
         bounds = q_array(pair)
         values[name] = None if bounds is None else interval_coverage(y, bounds[:, 0], bounds[:, 1])

@@ -349,7 +349,18 @@ def accuracy(inp: RunInputs, cfg: ReportConfig) -> Section:
     )
     cols = [
         c
-        for c in (S.MASE, S.RMSSE, S.WRMSSE, S.SPL, S.CRPS, S.COVERAGE_80, S.COVERAGE_90, S.BIAS)
+        for c in (
+            S.MASE,
+            S.RMSSE,
+            S.WRMSSE,
+            S.SPL,
+            S.CRPS,
+            S.COVERAGE_80,
+            S.COVERAGE_90,
+            S.PIT_COVERAGE_80,
+            S.PIT_COVERAGE_90,
+            S.BIAS,
+        )
         if c in overall.columns
     ]
     sec.tables.append(
@@ -420,4 +431,22 @@ def calibration(inp: RunInputs, cfg: ReportConfig) -> Section:
             )
         )
         sec.text.append(f"The {ours} 90% interval holds {pct(c)} of actuals: {judge}.")
+    pit = _mean_over_cutoffs(metrics.filter(pl.col(S.METRIC).is_in([S.PIT_COVERAGE_80, S.PIT_COVERAGE_90])))
+    pit_rows = (
+        pit.filter(pl.col(S.GROUP) == "all")
+        .pivot(on=S.METRIC, index=S.MODEL, values=S.VALUE)
+        .sort(S.MODEL)
+        .filter(pl.any_horizontal(pl.exclude(S.MODEL).is_not_null()))
+    )
+    if pit_rows.height and {S.PIT_COVERAGE_80, S.PIT_COVERAGE_90} <= set(pit_rows.columns):
+        sec.tables.append(
+            Table(
+                "Randomized-PIT coverage (counts: interval end-points not counted as covered)",
+                ["model", "80% interval", "90% interval"],
+                [
+                    [r[S.MODEL], pct(r[S.PIT_COVERAGE_80]), pct(r[S.PIT_COVERAGE_90])]
+                    for r in pit_rows.iter_rows(named=True)
+                ],
+            )
+        )
     return sec
