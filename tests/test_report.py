@@ -115,6 +115,13 @@ def test_markdown_numbers_match_the_run_outputs(run: tuple[list[str], Path]) -> 
         (pl.col(S.MODEL) == "lstm") & (pl.col(S.GROUP) == "all") & (pl.col(S.METRIC) == "mase")
     )
     assert float(models["lstm"][acc[0].index("mase")]) == pytest.approx(mase[S.VALUE].mean(), rel=0.01)
+    # calibration: randomized-PIT coverage of ours = backtest/metrics, beside the closed intervals
+    pit = _md_table(md, "Randomized-PIT coverage (counts: interval end-points not counted as covered)")
+    pit_rows = {r[0]: r for r in pit[1:]}
+    want = metrics.filter(
+        (pl.col(S.MODEL) == "lstm") & (pl.col(S.GROUP) == "all") & (pl.col(S.METRIC) == S.PIT_COVERAGE_90)
+    )[S.VALUE].mean()
+    assert float(pit_rows["lstm"][2].rstrip("%")) / 100 == pytest.approx(want, abs=0.0006)
     # policy: profit per policy = the total rows of backtest/policy.parquet
     pol = _md_table(md, "Per policy (mean over cutoffs)")
     kpis = pl.read_parquet(Path(cfg.run.dir) / "backtest" / "policy.parquet")
