@@ -158,6 +158,7 @@ class ModelConfig:
     lags: list[int] | None = None
     last_year: bool = True
     last_year_min_years: float = 1.0
+    named_events: bool = False
 
     def __post_init__(self) -> None:
         _require(

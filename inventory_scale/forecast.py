@@ -32,7 +32,7 @@ import torch
 from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
-from inventory_scale.data.features import offset_date
+from inventory_scale.data.features import event_names, events_of, offset_date
 from inventory_scale.data.listing import last_sales_date, list_series
 from inventory_scale.data.planned import read_planned
 from inventory_scale.data.windows import (
@@ -129,11 +129,14 @@ def pack(
     vocab: dict[str, list[str]] | None = None,
     text: bool | None = None,
     last_year: bool | None = None,
+    events: Sequence[str] | None = None,
 ) -> PackedShard:
     """CSR-pack a shard for training or inference (horizon covariates past the cutoff).
 
     ``text`` (default ``model.text_features``) adds the product-text covariates ``static_real``;
-    ``last_year`` (default ``model.last_year``) the last-year demand covariates.
+    ``last_year`` (default ``model.last_year``) the last-year demand covariates; ``events`` (default:
+    every event of the shard's calendar with ``model.named_events``, else none) the per-event
+    distances.
     """
     if data.sales.is_empty():
         raise DataQualityError(f"no sales rows up to {cutoff} for this shard's {data.series.height} series")
@@ -148,6 +151,7 @@ def pack(
         vocab=vocab,
         last_year=cfg.model.last_year if last_year is None else last_year,
         planned=data.planned,
+        events=(event_names(data.calendar) if cfg.model.named_events else ()) if events is None else events,
     )
     if cfg.model.text_features if text is None else text:
         from inventory_scale.text.features import static_real
@@ -159,6 +163,11 @@ def pack(
 def module_uses_text(module: ForecastModule) -> bool:
     """Whether a trained module reads product-text covariates (``static_real``)."""
     return module.net.config.static_real_dim > 0
+
+
+def module_events(module: ForecastModule) -> tuple[str, ...]:
+    """The named events whose distances a trained module reads (from its feature names)."""
+    return events_of((module.scaler_state or {}).get("feature_names", []))
 
 
 def module_uses_last_year(module: ForecastModule) -> bool:
@@ -290,7 +299,13 @@ def forecast_shard(
     """Sample paths for every series of a shard; returns (forecast frame, paths ``[N, S, H]``)."""
     vocab = (module.scaler_state or {}).get("vocab")
     packed = pack(
-        data, cfg, cutoff, vocab=vocab, text=module_uses_text(module), last_year=module_uses_last_year(module)
+        data,
+        cfg,
+        cutoff,
+        vocab=vocab,
+        text=module_uses_text(module),
+        last_year=module_uses_last_year(module),
+        events=module_events(module),
     )
     batch = inference_batch(packed, cfg.data.context_length)
     device = module.device
@@ -304,7 +319,7 @@ def baseline_shard(
     name: str, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Seasonal baseline forecast for a shard through the same frame as the LSTM."""
-    packed = pack(data, cfg, cutoff, text=False, last_year=False)
+    packed = pack(data, cfg, cutoff, text=False, last_year=False, events=())
     history = [
         packed.values[packed.indptr[i] : packed.indptr[i] + packed.cutoff_index[i]]
         for i in range(packed.n_series)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -23,12 +24,19 @@ import polars as pl
 from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
-from inventory_scale.data.features import build_features, encode_static, offset_date, time_features
+from inventory_scale.data.features import (
+    build_features,
+    encode_static,
+    named_event_features,
+    offset_date,
+    time_features,
+)
 from inventory_scale.data.listing import OFFSET
 from inventory_scale.data.windows import LAST_YEAR_FEATURES, PackedShard, inference_batch
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.forecast import (
     ShardData,
+    module_events,
     module_uses_last_year,
     module_uses_text,
     sample_chunked,
@@ -65,10 +73,12 @@ def pack_launch(
     vocab: dict[str, list[str]],
     text: bool,
     last_year: bool = False,
+    events: Sequence[str] = (),
 ) -> PackedShard:
     """H periods per cold series from its (aligned) launch: covariates only, no observed target.
 
     ``last_year`` (the module reads those covariates): all zero, a new SKU has no last year.
+    ``events``: the named events whose distances the module reads.
     """
     freq, horizon = cfg.data.freq, cfg.data.horizon
     start = [offset_date(cutoff, freq, int(k)) for k in cold[OFFSET].to_list()]
@@ -88,12 +98,14 @@ def pack_launch(
         )
     )
     end = offset_date(max(start), freq, horizon - 1)
-    frame = build_features(seed_rows, data.products, data.warehouses, data.calendar, freq=freq, end=end)
+    frame = build_features(
+        seed_rows, data.products, data.warehouses, data.calendar, freq=freq, end=end, events=events
+    )
     keys = list(S.SERIES_KEY)
     frame = frame.filter(pl.int_range(pl.len()).over(keys) < horizon)
     series = frame.group_by(keys, maintain_order=True).agg(pl.col(S.CATEGORY).first())
     n = series.height
-    names = time_features(freq)
+    names = (*time_features(freq), *named_event_features(events))
     packed = PackedShard(
         series=series,
         values=np.zeros(n * horizon, dtype=np.float32),
@@ -125,7 +137,7 @@ def launch_paths(
 
     vocab = (module.scaler_state or {})["vocab"]
     uses = module_uses_text(module), module_uses_last_year(module)
-    packed = pack_launch(cold, data, cfg, cutoff, vocab, *uses)
+    packed = pack_launch(cold, data, cfg, cutoff, vocab, *uses, events=module_events(module))
     batch = {k: v.to(module.device) for k, v in inference_batch(packed, cfg.data.context_length).items()}
     gen = torch.Generator(device=module.device).manual_seed(shard_seed(cfg.seed, shard_id) + 7919)
     with torch.no_grad():

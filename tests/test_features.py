@@ -17,6 +17,9 @@ from inventory_scale.data.features import (
     build_features,
     build_vocab,
     encode_static,
+    event_names,
+    events_of,
+    named_event_features,
     offset_date,
     time_features,
 )
@@ -112,6 +115,46 @@ def test_days_to_and_after_christmas_exact(daily: pl.DataFrame) -> None:
     eu = out.filter(pl.col(S.WAREHOUSE_ID) == "W2")  # region without events: capped everywhere
     assert eu[S.DAYS_TO_EVENT].to_list() == [1.0] * 8
     assert eu[S.IS_HOLIDAY].to_list() == [0.0] * 8
+
+
+def test_named_event_distances_by_hand(daily: pl.DataFrame) -> None:
+    # New Year twice (a combined "A|B" day as M5 writes them), Christmas once; EU has no events
+    events = {D(2023, 12, 25): "Christmas", D(2023, 12, 22): "New Year", D(2024, 1, 1): "New Year|Boxing"}
+    cal = pl.concat(
+        [
+            calendar_frame(days(D(2023, 12, 1), D(2024, 1, 10)), "US", events),
+            calendar_frame(days(D(2023, 12, 1), D(2024, 1, 10)), "EU", {}),
+        ]
+    )
+    names = event_names(cal)
+    assert names == ("Boxing", "Christmas", "New Year")
+    named = named_event_features(["Christmas", "New Year"])
+    assert named == (
+        "to_event:Christmas",
+        "after_event:Christmas",
+        "to_event:New Year",
+        "after_event:New Year",
+    )
+    assert events_of([*TIME_FEATURES, *named, "last_year_demand"]) == ("Christmas", "New Year")
+    two = pl.concat([daily, daily.with_columns(pl.lit("W2").alias(S.WAREHOUSE_ID))])
+    out = build_features(
+        two, PRODUCTS, WAREHOUSES, cal, freq="1d", end=D(2023, 12, 27), events=["Christmas", "New Year"]
+    )
+    assert out.columns[-4:] == list(named)
+    us = out.filter(pl.col(S.WAREHOUSE_ID) == "W1")  # 12-20 .. 12-27
+    cap = EVENT_CAP["1d"]
+    np.testing.assert_allclose(us[named[0]].to_numpy(), np.array([5, 4, 3, 2, 1, 0, 30, 30]) / cap, rtol=1e-6)
+    np.testing.assert_allclose(
+        us[named[1]].to_numpy(), np.array([30, 30, 30, 30, 30, 0, 1, 2]) / cap, rtol=1e-6
+    )
+    # New Year on 12-22 and (as part of "New Year|Boxing") on 01-01
+    np.testing.assert_allclose(us[named[2]].to_numpy(), np.array([2, 1, 0, 9, 8, 7, 6, 5]) / cap, rtol=1e-6)
+    np.testing.assert_allclose(us[named[3]].to_numpy(), np.array([30, 30, 0, 1, 2, 3, 4, 5]) / cap, rtol=1e-6)
+    # the nearest-event features are unchanged by the named ones
+    base = build_features(two, PRODUCTS, WAREHOUSES, cal, freq="1d", end=D(2023, 12, 27))
+    assert out.select(base.columns).equals(base)
+    eu = out.filter(pl.col(S.WAREHOUSE_ID) == "W2")
+    assert all(eu[c].to_list() == [1.0] * 8 for c in named)
 
 
 def test_calendar_encodings_on_known_dates() -> None:

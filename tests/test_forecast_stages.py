@@ -158,3 +158,34 @@ def test_last_year_covariates_follow_the_history_rule(run: tuple[Config, list[st
         frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=0)
         assert paths.shape == (6, cfg.forecast.num_paths, cfg.data.horizon) and np.isfinite(paths).all()
         assert frame.height == 6 * cfg.data.horizon
+
+
+def test_named_event_features_travel_in_the_checkpoint(run: tuple[Config, list[str]], tmp_path: Path) -> None:
+    from inventory_scale.data.features import event_names, named_event_features, time_features
+    from inventory_scale.data.listing import OFFSET
+    from inventory_scale.forecast import forecast_shard, module_events, module_uses_last_year, train_shard
+    from inventory_scale.forecast_cold import pack_launch
+
+    _, args = run
+    cutoff = dt.date(2024, 5, 1)
+    cfg = load_config([*args, "model.named_events=true"])
+    data = load_shard(cfg.data.root, list_series(cfg.data.root, cutoff).head(6), cutoff)
+    events = event_names(data.calendar)
+    assert len(events) >= 3  # the generator's calendar: shopping events, holidays, ...
+    module, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path))
+    names = (module.scaler_state or {})["feature_names"]
+    base = len(time_features(cfg.data.freq))
+    assert names[base : base + 2 * len(events)] == list(named_event_features(events))
+    assert module_events(module) == events and module.net.config.num_time_features == len(names)
+    # forecasting follows the checkpoint, whatever the config says
+    plain = load_config(args)
+    frame, paths = forecast_shard(module, data, plain, cutoff=cutoff, shard_id=0)
+    assert paths.shape == (6, cfg.forecast.num_paths, cfg.data.horizon) and np.isfinite(paths).all()
+    assert frame.height == 6 * cfg.data.horizon
+    # cold-start packs carry the same features (new SKUs are forecast by this module)
+    cold = data.series.head(2).with_columns(pl.lit(1).alias(OFFSET))
+    vocab = (module.scaler_state or {})["vocab"]
+    packed = pack_launch(
+        cold, data, plain, cutoff, vocab, False, module_uses_last_year(module), events=events
+    )
+    assert list(packed.feature_names) == names and packed.time_feat.shape[1] == base + 2 * len(events)

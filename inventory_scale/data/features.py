@@ -39,6 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -69,6 +70,10 @@ EVENT_CAP: dict[str, int] = {"1d": 30, "1w": 8, "1mo": 6}
 PERIODS_PER_YEAR: dict[str, int] = {"1d": 365, "1w": 52, "1mo": 12}
 """Scale of ``log_age``: it reaches 1.0 one year after the first sale."""
 
+EVENT_TO, EVENT_AFTER = "to_event:", "after_event:"
+"""Prefixes of the per-event distance features: periods until the next / since the previous day of
+that named event in the warehouse's region, capped and scaled like ``days_to_event``."""
+
 UNKNOWN = "<unknown>"
 STATIC_FEATURES: tuple[str, ...] = (S.CATEGORY, S.WAREHOUSE_ID, S.SKU_ID)
 """Static columns (the C axis of ``static_cat``) and the keys of a vocabulary. The SKU index lets
@@ -86,6 +91,23 @@ def time_features(freq: str) -> tuple[str, ...]:
     """Ordered time-feature names for ``freq`` (``day_of_week`` only for daily data)."""
     check_freq(freq)
     return TIME_FEATURES if freq == "1d" else tuple(f for f in TIME_FEATURES if f != S.DAY_OF_WEEK)
+
+
+def event_names(calendar: pl.DataFrame) -> tuple[str, ...]:
+    """Sorted distinct event names of ``calendar``; a day holding two events (``"A|B"``, as the M5
+    calendar writes them) counts as a day of each."""
+    names = calendar.select(pl.col(S.EVENT_NAME).drop_nulls().str.split("|").explode().str.strip_chars())
+    return tuple(sorted(n for n in names.to_series().unique().to_list() if n))
+
+
+def named_event_features(events: Sequence[str]) -> tuple[str, ...]:
+    """Time-feature names of the per-event distances (``model.named_events``), two per event."""
+    return tuple(f"{prefix}{e}" for e in events for prefix in (EVENT_TO, EVENT_AFTER))
+
+
+def events_of(feature_names: Sequence[str]) -> tuple[str, ...]:
+    """The events whose distances ``feature_names`` hold (inverse of :func:`named_event_features`)."""
+    return tuple(n[len(EVENT_TO) :] for n in feature_names if n.startswith(EVENT_TO))
 
 
 def check_freq(freq: str) -> None:
@@ -132,27 +154,30 @@ def _check_sales(sales: pl.DataFrame) -> pl.DataFrame:
     return sales
 
 
-def _calendar_features(grid: pl.DataFrame, calendar: pl.DataFrame, freq: str) -> pl.DataFrame:
+def _calendar_features(
+    grid: pl.DataFrame, calendar: pl.DataFrame, freq: str, events: Sequence[str] = ()
+) -> pl.DataFrame:
     """Event distances, holiday and SNAP flags per (region, date) of the grid.
 
     Returns:
-        Frame ``region, date, days_to_event, days_after_event, is_holiday, snap`` (float32), one row
-        per distinct (region, date) of ``grid`` with a known region.
+        Frame ``region, date, days_to_event, days_after_event, is_holiday, snap`` (float32), then
+        the :func:`named_event_features` of ``events``; one row per distinct (region, date) of
+        ``grid`` with a known region.
     """
     cap = EVENT_CAP[freq]
     cal = calendar.select(*S.CALENDAR.key, S.EVENT_NAME, S.IS_HOLIDAY, S.SNAP).unique(
         S.CALENDAR.key, keep="first"
     )
-    events = cal.filter(pl.col(S.EVENT_NAME).is_not_null()).select(S.REGION, S.DATE).unique().sort(S.DATE)
+    any_event = cal.filter(pl.col(S.EVENT_NAME).is_not_null()).select(S.REGION, S.DATE).unique().sort(S.DATE)
     cells = grid.filter(pl.col(S.REGION).is_not_null()).select(S.REGION, S.DATE).unique().sort(S.DATE)
     cells = cells.join_asof(
-        events.with_columns(pl.col(S.DATE).alias(_NEXT)),
+        any_event.with_columns(pl.col(S.DATE).alias(_NEXT)),
         on=S.DATE,
         by=S.REGION,
         strategy="forward",
         check_sortedness=False,
     ).join_asof(
-        events.with_columns(pl.col(S.DATE).alias(_PREV)),
+        any_event.with_columns(pl.col(S.DATE).alias(_PREV)),
         on=S.DATE,
         by=S.REGION,
         strategy="backward",
@@ -162,6 +187,32 @@ def _calendar_features(grid: pl.DataFrame, calendar: pl.DataFrame, freq: str) ->
     def scaled(periods: pl.Expr) -> pl.Expr:
         return (periods.clip(0, cap) / cap).fill_null(1.0).cast(pl.Float32)
 
+    named: list[pl.Expr] = []
+    if events:
+        days = cal.filter(pl.col(S.EVENT_NAME).is_not_null()).select(
+            S.REGION, S.DATE, pl.col(S.EVENT_NAME).str.split("|").list.eval(pl.element().str.strip_chars())
+        )
+        days = days.explode(S.EVENT_NAME)
+        for k, name in enumerate(events):
+            occ = days.filter(pl.col(S.EVENT_NAME) == name).select(S.REGION, S.DATE).unique().sort(S.DATE)
+            nxt, prv = f"_next{k}", f"_prev{k}"
+            cells = cells.join_asof(
+                occ.with_columns(pl.col(S.DATE).alias(nxt)),
+                on=S.DATE,
+                by=S.REGION,
+                strategy="forward",
+                check_sortedness=False,
+            ).join_asof(
+                occ.with_columns(pl.col(S.DATE).alias(prv)),
+                on=S.DATE,
+                by=S.REGION,
+                strategy="backward",
+                check_sortedness=False,
+            )
+            named += [
+                scaled(periods_between(pl.col(S.DATE), pl.col(nxt), freq)).alias(EVENT_TO + name),
+                scaled(periods_between(pl.col(prv), pl.col(S.DATE), freq)).alias(EVENT_AFTER + name),
+            ]
     return cells.join(cal, on=list(S.CALENDAR.key), how="left").select(
         S.REGION,
         S.DATE,
@@ -169,6 +220,7 @@ def _calendar_features(grid: pl.DataFrame, calendar: pl.DataFrame, freq: str) ->
         scaled(periods_between(pl.col(_PREV), pl.col(S.DATE), freq)).alias(S.DAYS_AFTER_EVENT),
         pl.col(S.IS_HOLIDAY).fill_null(False).cast(pl.Float32),
         pl.col(S.SNAP).fill_null(False).cast(pl.Float32),
+        *named,
     )
 
 
@@ -193,6 +245,7 @@ def build_features(
     freq: str,
     end: dt.date,
     planned: pl.DataFrame | None = None,
+    events: Sequence[str] = (),
 ) -> pl.DataFrame:
     """Dense feature frame: every series from its first sales date to ``end`` at ``freq``.
 
@@ -207,6 +260,8 @@ def build_features(
         planned: planned ``price, on_promotion`` rows (``data/planned.py``) for periods past the
             last sale; where a period has no sales row they replace the carried-forward price
             and the "no promotion" default. Rows of series absent from ``sales`` are ignored.
+        events: named events whose distances follow the time features
+            (:func:`named_event_features`; 1.0 where the region's calendar has none near).
 
     Returns:
         Frame sorted by (sku_id, warehouse_id, date) with columns ``sku_id, warehouse_id, category
@@ -246,7 +301,7 @@ def build_features(
             how="left",
         )
     )
-    cal = _calendar_features(grid, calendar, freq)
+    cal = _calendar_features(grid, calendar, freq, events)
     frame = grid.join(sales.with_columns(pl.lit(True).alias(_ROW)), on=[*keys, S.DATE], how="left")
     if planned is not None:
         plan = planned.select(*keys, S.DATE, pl.col(S.PRICE).cast(pl.Float32), S.ON_PROMOTION)
@@ -297,6 +352,7 @@ def build_features(
         observed.fill_null(False).cast(pl.Float32).alias(S.OBSERVED),
         price.cast(pl.Float32).alias(S.PRICE),
         *(features[f].cast(pl.Float32).alias(f) for f in time_features(freq)),
+        *(pl.col(f).fill_null(1.0).cast(pl.Float32) for f in named_event_features(events)),
     )
     log.debug("features: %d series x %d rows at %s up to %s", bounds.height, out.height, freq, end)
     return out

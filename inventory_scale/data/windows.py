@@ -54,6 +54,7 @@ from inventory_scale.data.features import (
     build_features,
     build_vocab,
     encode_static,
+    named_event_features,
     offset_date,
     require_columns,
     time_features,
@@ -182,6 +183,7 @@ def pack_shard(
     vocab: dict[str, list[str]] | None = None,
     last_year: bool = False,
     planned: pl.DataFrame | None = None,
+    events: Sequence[str] = (),
 ) -> PackedShard:
     """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
 
@@ -198,6 +200,7 @@ def pack_shard(
         last_year: add the last-year covariates (:func:`last_year_reference`, ``model.last_year``).
         planned: planned price / promotion rows (``data/planned.py``); only rows after the cutoff
             are used.
+        events: named events whose distances join the time features (``model.named_events``).
 
     Raises:
         DataQualityError: no sales row on or before the cutoff.
@@ -205,7 +208,7 @@ def pack_shard(
     """
     if horizon < 1:
         raise ConfigError(f"config key 'data.horizon' must be > 0, got {horizon}")
-    names = time_features(freq)
+    names = (*time_features(freq), *named_event_features(events))
     require_columns(sales, S.SALES, (S.DATE,))
     history = sales.filter(pl.col(S.DATE) <= cutoff)
     if history.height == 0:
@@ -221,6 +224,7 @@ def pack_shard(
         freq=freq,
         end=offset_date(cutoff, freq, horizon + 1),
         planned=planned,
+        events=events,
     )
     future = (pl.col(S.DATE) > cutoff).cast(pl.Int32)
     # the grid runs H+1 periods past the cutoff, so every series keeps exactly H future periods

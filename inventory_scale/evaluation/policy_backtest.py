@@ -95,7 +95,7 @@ def _baseline(name: str, cfg: Config, data: Any, cutoff: dt.date, keys: pl.DataF
     from inventory_scale.forecast import pack
     from inventory_scale.models.baselines import FITS, baseline_paths
 
-    packed = pack(data, cfg, cutoff, text=False, last_year=False)
+    packed = pack(data, cfg, cutoff, text=False, last_year=False, events=())
     history = [
         packed.values[packed.indptr[i] : packed.indptr[i] + packed.cutoff_index[i]]
         for i in range(packed.n_series)
