@@ -266,15 +266,19 @@ rows after the cutoff (backtests on data whose prices were set in advance)."""
 INPUT_TABLES: tuple[TableSpec, ...] = (SALES, PRODUCTS, WAREHOUSES, INVENTORY, INBOUND, CALENDAR)
 """Tables every dataset root holds (``inbound`` may be empty)."""
 
-ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (*INPUT_TABLES, TRUTH, PLANNED_PRICES)}
+ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (*INPUT_TABLES, TRUTH)}
+"""Tables a generated dataset root holds."""
+
+OPTIONAL_TABLES: dict[str, TableSpec] = {PLANNED_PRICES.name: PLANNED_PRICES}
+"""Input tables a root may hold (read when present)."""
 
 
 def table_spec(name: str) -> TableSpec:
     """Look a table up by its folder name; raises ``KeyError`` naming the known tables."""
     try:
-        return ALL_TABLES[name]
+        return {**ALL_TABLES, **OPTIONAL_TABLES}[name]
     except KeyError:
-        raise KeyError(f"unknown table {name!r}; known: {sorted(ALL_TABLES)}") from None
+        raise KeyError(f"unknown table {name!r}; known: {sorted({*ALL_TABLES, *OPTIONAL_TABLES})}") from None
 
 
 def conform(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
