@@ -329,6 +329,19 @@ COVERAGE_90 = "coverage_90"
 PIT_COVERAGE_80 = "pit_coverage_80"  # randomized-PIT coverage for counts (scores.pit_coverage)
 PIT_COVERAGE_90 = "pit_coverage_90"
 BIAS = "bias"
+SUMMARY_METRICS: tuple[str, ...] = (
+    MASE,
+    RMSSE,
+    WRMSSE,
+    SPL,
+    CRPS,
+    COVERAGE_80,
+    COVERAGE_90,
+    PIT_COVERAGE_80,
+    PIT_COVERAGE_90,
+    BIAS,
+)
+"""Accuracy metrics in table order (WRMSSE exists only as an aggregate, the rest per series too)."""
 
 # --- features -------------------------------------------------------------------------------
 # Columns of the dense per-series feature frame (data/features.py). The flags is_holiday, snap,

@@ -83,8 +83,10 @@ one global model learn an item's shape across warehouses; SKUs unseen in trainin
 _SID = "_sid"  # series index in key order
 _ROW = "_row"  # marker: the grid row matched a sales row
 _REF_PRICE = "_ref_price"
-_PLAN = "_planned"  # suffix of the planned price / promotion columns while joining
+_PLAN = "_planned"  # suffix of the planned price / promotion columns while joining (sales rows win)
 _NEXT, _PREV = "_next_event", "_prev_event"
+_EVENT_PARTS = pl.col(S.EVENT_NAME).str.split("|").list.eval(pl.element().str.strip_chars())
+"""The event names of a calendar day (``"A|B"`` holds two), as a list column named ``event_name``."""
 
 
 def time_features(freq: str) -> tuple[str, ...]:
@@ -96,7 +98,7 @@ def time_features(freq: str) -> tuple[str, ...]:
 def event_names(calendar: pl.DataFrame) -> tuple[str, ...]:
     """Sorted distinct event names of ``calendar``; a day holding two events (``"A|B"``, as the M5
     calendar writes them) counts as a day of each."""
-    names = calendar.select(pl.col(S.EVENT_NAME).drop_nulls().str.split("|").explode().str.strip_chars())
+    names = calendar.filter(pl.col(S.EVENT_NAME).is_not_null()).select(_EVENT_PARTS).explode(S.EVENT_NAME)
     return tuple(sorted(n for n in names.to_series().unique().to_list() if n))
 
 
@@ -168,60 +170,45 @@ def _calendar_features(
     cal = calendar.select(*S.CALENDAR.key, S.EVENT_NAME, S.IS_HOLIDAY, S.SNAP).unique(
         S.CALENDAR.key, keep="first"
     )
-    any_event = cal.filter(pl.col(S.EVENT_NAME).is_not_null()).select(S.REGION, S.DATE).unique().sort(S.DATE)
     cells = grid.filter(pl.col(S.REGION).is_not_null()).select(S.REGION, S.DATE).unique().sort(S.DATE)
-    cells = cells.join_asof(
-        any_event.with_columns(pl.col(S.DATE).alias(_NEXT)),
-        on=S.DATE,
-        by=S.REGION,
-        strategy="forward",
-        check_sortedness=False,
-    ).join_asof(
-        any_event.with_columns(pl.col(S.DATE).alias(_PREV)),
-        on=S.DATE,
-        by=S.REGION,
-        strategy="backward",
-        check_sortedness=False,
-    )
-
-    def scaled(periods: pl.Expr) -> pl.Expr:
-        return (periods.clip(0, cap) / cap).fill_null(1.0).cast(pl.Float32)
-
-    named: list[pl.Expr] = []
+    days = cal.filter(pl.col(S.EVENT_NAME).is_not_null())
+    # (suffix, output names, the event's days): the nearest event of any name, then each named one
+    wanted = [("", (S.DAYS_TO_EVENT, S.DAYS_AFTER_EVENT), days.select(S.REGION, S.DATE))]
     if events:
-        days = cal.filter(pl.col(S.EVENT_NAME).is_not_null()).select(
-            S.REGION, S.DATE, pl.col(S.EVENT_NAME).str.split("|").list.eval(pl.element().str.strip_chars())
-        )
-        days = days.explode(S.EVENT_NAME)
-        for k, name in enumerate(events):
-            occ = days.filter(pl.col(S.EVENT_NAME) == name).select(S.REGION, S.DATE).unique().sort(S.DATE)
-            nxt, prv = f"_next{k}", f"_prev{k}"
+        parts = days.select(S.REGION, S.DATE, _EVENT_PARTS).explode(S.EVENT_NAME)
+        wanted += [
+            (str(k), (EVENT_TO + name, EVENT_AFTER + name), parts.filter(pl.col(S.EVENT_NAME) == name))
+            for k, name in enumerate(events)
+        ]
+    distances: list[pl.Expr] = []
+    for suffix, (to_name, after_name), occ in wanted:
+        nxt, prv = _NEXT + suffix, _PREV + suffix
+        occ = occ.select(S.REGION, S.DATE).unique().sort(S.DATE)
+        for alias, strategy in ((nxt, "forward"), (prv, "backward")):
             cells = cells.join_asof(
-                occ.with_columns(pl.col(S.DATE).alias(nxt)),
+                occ.with_columns(pl.col(S.DATE).alias(alias)),
                 on=S.DATE,
                 by=S.REGION,
-                strategy="forward",
-                check_sortedness=False,
-            ).join_asof(
-                occ.with_columns(pl.col(S.DATE).alias(prv)),
-                on=S.DATE,
-                by=S.REGION,
-                strategy="backward",
+                strategy=strategy,
                 check_sortedness=False,
             )
-            named += [
-                scaled(periods_between(pl.col(S.DATE), pl.col(nxt), freq)).alias(EVENT_TO + name),
-                scaled(periods_between(pl.col(prv), pl.col(S.DATE), freq)).alias(EVENT_AFTER + name),
-            ]
+        distances += [
+            _scaled(periods_between(pl.col(S.DATE), pl.col(nxt), freq), cap).alias(to_name),
+            _scaled(periods_between(pl.col(prv), pl.col(S.DATE), freq), cap).alias(after_name),
+        ]
     return cells.join(cal, on=list(S.CALENDAR.key), how="left").select(
         S.REGION,
         S.DATE,
-        scaled(periods_between(pl.col(S.DATE), pl.col(_NEXT), freq)).alias(S.DAYS_TO_EVENT),
-        scaled(periods_between(pl.col(_PREV), pl.col(S.DATE), freq)).alias(S.DAYS_AFTER_EVENT),
+        *distances[:2],
         pl.col(S.IS_HOLIDAY).fill_null(False).cast(pl.Float32),
         pl.col(S.SNAP).fill_null(False).cast(pl.Float32),
-        *named,
+        *distances[2:],
     )
+
+
+def _scaled(periods: pl.Expr, cap: int) -> pl.Expr:
+    """Event distance clipped to [0, cap] periods, divided by the cap; 1.0 (none near) when unknown."""
+    return (periods.clip(0, cap) / cap).fill_null(1.0).cast(pl.Float32)
 
 
 def _require_on_grid(frame: pl.DataFrame, sales: pl.DataFrame, freq: str) -> None:
@@ -307,16 +294,7 @@ def build_features(
         plan = planned.select(*keys, S.DATE, pl.col(S.PRICE).cast(pl.Float32), S.ON_PROMOTION)
         frame = (
             frame.join(plan, on=[*keys, S.DATE], how="left", suffix=_PLAN)
-            .with_columns(
-                pl.when(pl.col(_ROW).is_null())
-                .then(pl.col(S.PRICE + _PLAN))
-                .otherwise(pl.col(S.PRICE))
-                .alias(S.PRICE),
-                pl.when(pl.col(_ROW).is_null())
-                .then(pl.col(S.ON_PROMOTION + _PLAN))
-                .otherwise(pl.col(S.ON_PROMOTION))
-                .alias(S.ON_PROMOTION),
-            )
+            .with_columns(pl.coalesce(c, c + _PLAN).alias(c) for c in (S.PRICE, S.ON_PROMOTION))
             .drop(S.PRICE + _PLAN, S.ON_PROMOTION + _PLAN)
         )
     frame = (

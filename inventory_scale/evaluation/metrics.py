@@ -65,17 +65,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS: tuple[str, ...] = (
-    S.MASE,
-    S.RMSSE,
-    S.SPL,
-    S.CRPS,
-    S.COVERAGE_80,
-    S.COVERAGE_90,
-    S.PIT_COVERAGE_80,
-    S.PIT_COVERAGE_90,
-    S.BIAS,
-)
+METRICS: tuple[str, ...] = tuple(m for m in S.SUMMARY_METRICS if m != S.WRMSSE)
 """Per-series metric columns of :func:`evaluate_forecasts`, in output order."""
 
 N_SERIES = "n_series"  # value of the `metric` column in aggregate_metrics: series counted in the group

@@ -347,22 +347,7 @@ def accuracy(inp: RunInputs, cfg: ReportConfig) -> Section:
     overall = (
         m.filter(pl.col(S.GROUP) == "all").pivot(on=S.METRIC, index=S.MODEL, values=S.VALUE).sort(S.MODEL)
     )
-    cols = [
-        c
-        for c in (
-            S.MASE,
-            S.RMSSE,
-            S.WRMSSE,
-            S.SPL,
-            S.CRPS,
-            S.COVERAGE_80,
-            S.COVERAGE_90,
-            S.PIT_COVERAGE_80,
-            S.PIT_COVERAGE_90,
-            S.BIAS,
-        )
-        if c in overall.columns
-    ]
+    cols = [c for c in S.SUMMARY_METRICS if c in overall.columns]
     sec.tables.append(
         Table(
             f"All series, mean over {n_cut} cutoff(s)",
