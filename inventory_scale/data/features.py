@@ -40,6 +40,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -184,7 +185,8 @@ def _calendar_features(
     for suffix, (to_name, after_name), occ in wanted:
         nxt, prv = _NEXT + suffix, _PREV + suffix
         occ = occ.select(S.REGION, S.DATE).unique().sort(S.DATE)
-        for alias, strategy in ((nxt, "forward"), (prv, "backward")):
+        sides: tuple[tuple[str, Literal["forward", "backward"]], ...] = ((nxt, "forward"), (prv, "backward"))
+        for alias, strategy in sides:
             cells = cells.join_asof(
                 occ.with_columns(pl.col(S.DATE).alias(alias)),
                 on=S.DATE,
