@@ -159,8 +159,10 @@ class ModelConfig:
     last_year: bool = True
     last_year_min_years: float = 1.0
     named_events: bool = False
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
+        _require(self.ensemble >= 1, "model.ensemble", "must be >= 1", self.ensemble)
         _require(
             self.lags is None or all(lag >= 1 for lag in self.lags),
             "model.lags",
@@ -471,3 +473,9 @@ class Config:
 
     def __post_init__(self) -> None:
         _require(self.seed >= 0, "seed", "must be >= 0", self.seed)
+        _require(
+            self.forecast.num_paths >= self.model.ensemble,
+            "forecast.num_paths",
+            f"must be >= model.ensemble ({self.model.ensemble}): every member draws paths",
+            self.forecast.num_paths,
+        )

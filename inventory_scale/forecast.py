@@ -48,6 +48,7 @@ from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
 from inventory_scale.forecast_frame import protection_steps, summarize_paths
 from inventory_scale.models.baselines import FITS, baseline_paths
+from inventory_scale.models.ensemble import Forecaster, as_forecaster, member_seed
 from inventory_scale.models.fit import fit_forecaster
 from inventory_scale.models.lstm import LSTMConfig
 from inventory_scale.models.module import ForecastModule
@@ -61,6 +62,7 @@ __all__ = [
     "last_sales_date",
     "list_series",
     "load_shard",
+    "train_ensemble",
     "train_shard",
 ]
 
@@ -160,17 +162,17 @@ def pack(
     return packed
 
 
-def module_uses_text(module: ForecastModule) -> bool:
+def module_uses_text(module: Forecaster) -> bool:
     """Whether a trained module reads product-text covariates (``static_real``)."""
     return module.net.config.static_real_dim > 0
 
 
-def module_events(module: ForecastModule) -> tuple[str, ...]:
+def module_events(module: Forecaster) -> tuple[str, ...]:
     """The named events whose distances a trained module reads (from its feature names)."""
     return events_of((module.scaler_state or {}).get("feature_names", []))
 
 
-def module_uses_last_year(module: ForecastModule) -> bool:
+def module_uses_last_year(module: Forecaster) -> bool:
     """Whether a trained module reads the last-year covariates (named in its feature names)."""
     return LAST_YEAR_FEATURES[0] in (module.scaler_state or {}).get("feature_names", [])
 
@@ -183,10 +185,13 @@ def train_shard(
     shard_id: int,
     ckpt_dir: str,
     callbacks: Sequence[lightning.Callback] = (),
+    member: int = 0,
 ) -> tuple[ForecastModule, str, dict[str, Any]]:
     """Fit one global LSTM on a shard; returns (module, checkpoint path, info).
 
     ``callbacks`` are extra Lightning callbacks for the fit (the sweep scores each epoch with one).
+    ``member`` picks the seed of one ensemble member (:func:`~.models.ensemble.member_seed`; 0 is
+    the shard's own seed); :func:`train_ensemble` trains all of them.
     """
     t0 = time.perf_counter()
     packed = pack(data, cfg, cutoff)
@@ -196,7 +201,7 @@ def train_shard(
             shard_id, int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years,
         )  # fmt: skip
         packed = without_last_year(packed)
-    seed = shard_seed(cfg.seed, shard_id)
+    seed = member_seed(shard_seed(cfg.seed, shard_id), member)
     dm = ShardDataModule(
         packed,
         cfg.model,
@@ -224,7 +229,7 @@ def train_shard(
         ckpt_dir,
         scaler_state,
         stats=stats,
-        label=f"shard {shard_id}",
+        label=f"shard {shard_id}" + (f" member {member}" if member else ""),
         callbacks=callbacks,
     )
     info = {
@@ -235,6 +240,35 @@ def train_shard(
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return module, ckpt, info
+
+
+def train_ensemble(
+    data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int, ckpt_dir: str
+) -> tuple[Forecaster, list[str], dict[str, Any]]:
+    """Fit the shard's ``model.ensemble`` members one after another (seeds by :func:`member_seed`).
+
+    Returns ``(forecaster, checkpoint paths, info)``: the module itself for one member, an
+    :class:`~.models.ensemble.Ensemble` for several; checkpoints in member order (member ``k`` under
+    ``ckpt_dir/member-k``); info is member 0's, with ``members``, every member's ``val_loss`` and
+    ``epochs``, and ``seconds`` / ``steps`` summed over the members.
+    """
+    modules, ckpts, infos = [], [], []
+    for k in range(cfg.model.ensemble):
+        sub = ckpt_dir if k == 0 else f"{ckpt_dir}/member-{k}"
+        module, ckpt, info = train_shard(data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=sub, member=k)
+        modules.append(module)
+        ckpts.append(ckpt)
+        infos.append(info)
+    info = dict(infos[0])
+    if len(infos) > 1:
+        info.update(
+            members=len(infos),
+            member_val_loss=[i.get("val_loss") for i in infos],
+            member_epochs=[i.get("epochs") for i in infos],
+            steps=sum(int(i.get("steps", 0)) for i in infos),
+            seconds=round(sum(float(i["seconds"]) for i in infos), 2),
+        )
+    return as_forecaster(modules), ckpts, info
 
 
 def _horizon_dates(cutoff: dt.date, freq: str, horizon: int) -> list[dt.date]:
@@ -272,7 +306,7 @@ def shard_frame(
 
 
 def sample_chunked(
-    module: ForecastModule,
+    module: Forecaster,
     batch: dict[str, torch.Tensor],
     num_paths: int,
     max_rows: int,
@@ -294,7 +328,7 @@ def sample_chunked(
 
 @torch.no_grad()
 def forecast_shard(
-    module: ForecastModule, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
+    module: Forecaster, data: ShardData, cfg: Config, *, cutoff: dt.date, shard_id: int
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Sample paths for every series of a shard; returns (forecast frame, paths ``[N, S, H]``)."""
     vocab = (module.scaler_state or {}).get("vocab")

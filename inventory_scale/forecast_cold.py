@@ -42,7 +42,7 @@ from inventory_scale.forecast import (
     sample_chunked,
     shard_frame,
 )
-from inventory_scale.models.module import ForecastModule
+from inventory_scale.models.ensemble import Forecaster
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def pack_launch(
 
 
 def launch_paths(
-    module: ForecastModule, cold: pl.DataFrame, data: ShardData, cfg: Config, cutoff: dt.date, shard_id: int
+    module: Forecaster, cold: pl.DataFrame, data: ShardData, cfg: Config, cutoff: dt.date, shard_id: int
 ) -> tuple[PackedShard, np.ndarray]:
     """Paths ``[N, S, H]`` of the first H periods after each launch (launch-relative), and the pack."""
     import torch
@@ -146,7 +146,7 @@ def launch_paths(
 
 
 def forecast_cold(
-    module: ForecastModule,
+    module: Forecaster,
     cold: pl.DataFrame,
     data: ShardData,
     cfg: Config,

@@ -115,8 +115,14 @@ def _reforecast(cfg: Config, exceptions: pl.DataFrame, asof: dt.date, opts: io.S
     io.remove(sub_dir, opts)
     io.write_table(shards.filter(pl.col(S.SHARD).is_in(hit.to_list())), sub_dir, S.SHARDS, opts)
     for shard in hit.to_list():
-        src = outputs.checkpoint_uri(cfg.run.dir, int(shard))
-        io.write_bytes(outputs.checkpoint_uri(sub_dir, int(shard)), io.read_bytes(src, opts), opts)
+        members = cfg.model.ensemble
+        srcs = outputs.member_uris(cfg.run.dir, int(shard), members)
+        dsts = outputs.member_uris(sub_dir, int(shard), members)
+        for src, dst in [
+            *zip(srcs[1:], dsts[1:], strict=True),
+            (srcs[0], dsts[0]),
+        ]:  # member 0, the marker, last
+            io.write_bytes(dst, io.read_bytes(src, opts), opts)
     sub = dataclasses.replace(cfg, run=RunConfig(dir=sub_dir, cutoff=asof.isoformat()))
     log.info("monitor: re-forecasting %d shard(s) %s at %s -> %s", len(hit), hit.to_list(), asof, sub_dir)
     forecast = pipeline.run_forecast(sub)

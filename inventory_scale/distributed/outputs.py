@@ -41,6 +41,18 @@ def checkpoint_uri(run_dir: str, shard_id: int) -> str:
     return io.join(run_dir, MODELS, f"shard={shard_id:05d}", "model.ckpt")
 
 
+def member_uris(run_dir: str, shard_id: int, members: int) -> list[str]:
+    """Checkpoints of a shard's ``members`` ensemble members; member 0 is :func:`checkpoint_uri`.
+
+    Members 1.. (``member-01.ckpt``, ...) are written before member 0, so a present
+    ``model.ckpt`` still means the whole ensemble is there.
+    """
+    folder = io.join(run_dir, MODELS, f"shard={shard_id:05d}")
+    return [checkpoint_uri(run_dir, shard_id)] + [
+        io.join(folder, f"member-{k:02d}.ckpt") for k in range(1, members)
+    ]
+
+
 def train_info_uri(run_dir: str, shard_id: int) -> str:
     """Training metrics of a shard (series, windows, seconds), written before the checkpoint."""
     return io.join(run_dir, MODELS, f"shard={shard_id:05d}", "info.json")

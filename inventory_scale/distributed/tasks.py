@@ -94,8 +94,9 @@ def _quiet_lightning() -> None:
 
 
 def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
-    """Train one shard's LSTM; write ``info.json`` then ``model.ckpt`` (the done marker)."""
-    from inventory_scale.forecast import train_shard
+    """Train one shard's LSTM (``model.ensemble`` members); write ``info.json``, the members 1..,
+    then ``model.ckpt`` (member 0, the done marker)."""
+    from inventory_scale.forecast import train_ensemble
 
     cfg, opts = inp.cfg, inp.opts
     _quiet_lightning()
@@ -104,19 +105,23 @@ def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
         return {"shard": item.shard, "status": "skipped", "checkpoint": uri}
     data = read_shard(item, inp)
     with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
-        _, ckpt, info = train_shard(data, cfg, cutoff=inp.cutoff, shard_id=item.shard, ckpt_dir=tmp)
+        _, ckpts, info = train_ensemble(data, cfg, cutoff=inp.cutoff, shard_id=item.shard, ckpt_dir=tmp)
         io.write_json(outputs.train_info_uri(cfg.run.dir, item.shard), info, opts)
-        io.write_bytes(uri, Path(ckpt).read_bytes(), opts)
+        uris = outputs.member_uris(cfg.run.dir, item.shard, len(ckpts))
+        for member_uri, ckpt in [*zip(uris[1:], ckpts[1:], strict=True), (uri, ckpts[0])]:  # member 0 last
+            io.write_bytes(member_uri, Path(ckpt).read_bytes(), opts)
     return {**info, "status": "ok", "checkpoint": uri}
 
 
-def _device_module(path: Path, cfg: Config) -> Any:
-    """Load a checkpoint (weights only) onto the GPU when the trainer asks for one and has it."""
+def _device_module(paths: list[Path], cfg: Config) -> Any:
+    """Load a shard's member checkpoints (weights only) as one forecaster, onto the GPU when the
+    trainer asks for one and has it."""
     import torch
 
+    from inventory_scale.models.ensemble import as_forecaster
     from inventory_scale.models.module import load_forecaster
 
-    module = load_forecaster(path)
+    module = as_forecaster([load_forecaster(p) for p in paths])
     wants_gpu = cfg.trainer.accelerator in ("gpu", "cuda", "auto")
     if wants_gpu and torch.cuda.is_available():
         module = module.to("cuda")
@@ -129,8 +134,10 @@ def forecast_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
 
     cfg, opts = inp.cfg, inp.opts
     with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
-        local = Path(tmp) / "model.ckpt"
-        local.write_bytes(io.read_bytes(outputs.checkpoint_uri(cfg.run.dir, item.shard), opts))
+        local = []
+        for k, uri in enumerate(outputs.member_uris(cfg.run.dir, item.shard, cfg.model.ensemble)):
+            local.append(Path(tmp) / f"member-{k}.ckpt")
+            local[-1].write_bytes(io.read_bytes(uri, opts))
         module = _device_module(local, cfg)
     data = read_shard(item, inp)
     t0 = time.perf_counter()

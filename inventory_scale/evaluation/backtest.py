@@ -41,7 +41,7 @@ from inventory_scale.forecast import (
     forecast_shard,
     list_series,
     load_shard,
-    train_shard,
+    train_ensemble,
 )
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def backtest_shard(
         t0 = time.perf_counter()
         if model == "lstm":
             with tempfile.TemporaryDirectory(prefix="bt-ckpt-") as ckpt_dir:
-                module, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=ckpt_dir)
+                module, _, _ = train_ensemble(data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=ckpt_dir)
             frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=shard_id)
         else:
             frame, paths = baseline_shard(model, data, cfg, cutoff=cutoff, shard_id=shard_id)

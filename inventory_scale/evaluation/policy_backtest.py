@@ -156,7 +156,13 @@ def _lstm(
     (short histories), the paths are extended by :func:`extend_paths`.
     """
     from inventory_scale.distributed.sharding import assign_shards
-    from inventory_scale.forecast import attach_planned, forecast_shard, list_series, load_shard, train_shard
+    from inventory_scale.forecast import (
+        attach_planned,
+        forecast_shard,
+        list_series,
+        load_shard,
+        train_ensemble,
+    )
 
     series = list_series(cfg.data.root, cutoff, opts).join(keys, on=KEYS, how="semi")
     h = fit_horizon(ahead, cfg.data.horizon, series[S.N_PERIODS].to_numpy())
@@ -173,7 +179,7 @@ def _lstm(
         sid = int(part[S.SHARD][0])
         data = attach_planned(load_shard(cfg.data.root, part.select(KEYS), cutoff, opts), fcfg, cutoff, opts)
         with tempfile.TemporaryDirectory(prefix="policy-ckpt-") as tmp:
-            module, _, _ = train_shard(data, fcfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
+            module, _, _ = train_ensemble(data, fcfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
         frame, paths = forecast_shard(module, data, fcfg, cutoff=cutoff, shard_id=sid)
         frames.append(frame.select(KEYS).unique(maintain_order=True))
         arrays.append(paths)
