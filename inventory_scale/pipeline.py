@@ -145,7 +145,7 @@ def _run_shards(
     from inventory_scale.distributed.tasks import shard_label
 
     if done:
-        log.info("%s: skipping %d finished shard(s) of %d", stage, len(done), len(done) + len(todo))
+        log.info("%s: skipping %d finished task(s) of %d", stage, len(done), len(done) + len(todo))
     results = (
         run_tasks(fn, todo, ray_cfg=_ray_cfg(cfg), stage=stage, shared=inputs, label=shard_label)
         if todo
@@ -153,7 +153,9 @@ def _run_shards(
     )
     for item, res in zip(todo, results, strict=True):
         res["shard"] = item.shard
-    return sorted([*done, *results], key=lambda r: int(r["shard"]))
+        if item.member:  # an ensemble member of a train stage (tasks.merge_members folds them)
+            res["member"] = item.member
+    return sorted([*done, *results], key=lambda r: (int(r["shard"]), int(r.get("member", 0))))
 
 
 def _finish(
@@ -214,20 +216,27 @@ def run_train(cfg: Config) -> Summary:
         sales=fingerprint(io.join(cfg.data.root, S.SALES.name), opts)["sha256"],
     )
     outputs.reset_if_plan_changed(out, plan, opts, "train")
-    finished = outputs.finished_checkpoints(cfg.run.dir, opts)
-    items = _shard_items(shards)
-    todo = [it for it in items if it.shard not in finished]
+    finished = outputs.finished_members(cfg.run.dir, opts)
+    items = [
+        dataclasses.replace(it, member=k) for it in _shard_items(shards) for k in range(cfg.model.ensemble)
+    ]
+    todo = [it for it in items if (it.shard, it.member) not in finished]
     done = [
-        {"shard": it.shard, "status": "skipped", "checkpoint": outputs.checkpoint_uri(cfg.run.dir, it.shard)}
+        {
+            "shard": it.shard,
+            "member": it.member,
+            "status": "skipped",
+            "checkpoint": outputs.member_uris(cfg.run.dir, it.shard, it.member + 1)[it.member],
+        }
         for it in items
-        if it.shard in finished
+        if (it.shard, it.member) in finished
     ]
     layout: dict[str, Any] = {}
     if todo:
         outputs.invalidate_manifest(out, opts)
         layout = _prepare(cfg, shards, cutoff, len(todo), opts)
     inputs = tasks.StageInputs(cfg, cutoff, layout.get("sales_layout") == "bucketed")
-    results = _run_shards("train", tasks.train_task, cfg, todo, inputs, done)
+    results = tasks.merge_members(_run_shards("train", tasks.train_task, cfg, todo, inputs, done))
     return _finish(
         "train", cfg, out, results, opts, cutoff=cutoff.isoformat(), n_shards=len(results), **layout
     )
@@ -291,7 +300,7 @@ def run_forecast(cfg: Config) -> Summary:
     )
     if outputs.reset_if_plan_changed(out, plan, opts, "forecast"):
         io.remove(io.join(cfg.run.dir, S.PATHS.name), opts)
-    ckpts = outputs.finished_checkpoints(cfg.run.dir, opts)
+    ckpts = outputs.finished_checkpoints(cfg.run.dir, opts, cfg.model.ensemble)
     markers = outputs.finished_markers(out, opts)
     fresh = {
         sid for sid, m in markers.items() if ckpts.get(sid) is not None and m.get("checkpoint") == ckpts[sid]

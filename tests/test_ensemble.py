@@ -13,6 +13,8 @@ import torch
 from inventory_scale import schema as S
 from inventory_scale.cli import load_config, main
 from inventory_scale.data import io
+from inventory_scale.distributed import outputs
+from inventory_scale.distributed.tasks import merge_members
 from inventory_scale.errors import ConfigError, SchemaError
 from inventory_scale.forecast import forecast_shard, list_series, load_shard, train_ensemble, train_shard
 from inventory_scale.manifest import read_manifest
@@ -137,9 +139,10 @@ def test_train_ensemble_member0_is_the_single_model(data_args: list[str], tmp_pa
 
 
 def test_train_and_forecast_stages_keep_every_member(data_args: list[str], tmp_path: Path) -> None:
-    args = [*data_args, "model.ensemble=2", f"run.dir={tmp_path / 'run'}"]
+    base = [*data_args, "model.ensemble=2", f"run.dir={tmp_path / 'run'}"]
+    args = [*base, "ray=inprocess"]  # the same task functions, without a Ray start per stage
     cfg = load_config(args)
-    assert main(["train", *args]) == 0
+    assert main(["train", *base]) == 0  # the members: two Ray tasks of one shard
     folder = tmp_path / "run" / "models" / "shard=00000"
     assert sorted(p.name for p in folder.glob("*.ckpt")) == ["member-01.ckpt", "model.ckpt"]
     manifest = read_manifest(io.join(cfg.run.dir, "models"))
@@ -156,9 +159,43 @@ def test_train_and_forecast_stages_keep_every_member(data_args: list[str], tmp_p
     ens = as_forecaster([load_forecaster(folder / "model.ckpt"), load_forecaster(folder / "member-01.ckpt")])
     direct, _ = forecast_shard(ens, data, cfg, cutoff=cutoff, shard_id=0)
     np.testing.assert_allclose(direct.sort(spec.key)[S.MEAN].to_numpy(), fc[S.MEAN].to_numpy(), rtol=1e-6)
+    assert shard["member_status"] == ["ok", "ok"] and shard["steps"] == 6  # 2 members x 3 steps
+    # each member is the model train_shard fits with that member's seed (what backtests train)
+    solo, _, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path / "solo"), member=1)
+    for k, v in solo.state_dict().items():
+        torch.testing.assert_close(ens.members[1].state_dict()[k], v, rtol=0, atol=0)
     # a rerun skips the trained shard and reproduces the forecast
     assert main(["train", *args]) == 0
     manifest = read_manifest(io.join(cfg.run.dir, "models"))
     assert manifest is not None and manifest["shards"][0]["status"] == "skipped"
     assert main(["forecast", *args]) == 0
     assert io.read_table(cfg.run.dir, spec).sort(spec.key).equals(fc)
+    # a lost member: the shard is not finished, only that member retrains, the forecast reruns
+    (folder / "member-01.ckpt").unlink()
+    assert outputs.finished_checkpoints(cfg.run.dir, None, 2) == {}
+    assert set(outputs.finished_checkpoints(cfg.run.dir, None, 1)) == {0}
+    assert main(["train", *args]) == 0
+    manifest = read_manifest(io.join(cfg.run.dir, "models"))
+    assert manifest is not None and manifest["shards"][0]["member_status"] == ["skipped", "ok"]
+    assert manifest["shards"][0]["status"] == "ok"
+    assert main(["forecast", *args]) == 0
+    forecast_manifest = read_manifest(io.join(cfg.run.dir, spec.name))
+    assert forecast_manifest is not None and forecast_manifest["shards"][0]["status"] == "ok"
+    assert io.read_table(cfg.run.dir, spec).sort(spec.key).equals(fc)  # deterministic retraining
+
+
+def test_merge_members_folds_one_result_per_shard() -> None:
+    results = [
+        {"shard": 0, "status": "ok", "val_loss": 1.5, "epochs": 3, "steps": 30, "seconds": 2.0},
+        {"shard": 0, "member": 1, "status": "ok", "val_loss": 1.4, "epochs": 4, "steps": 40, "seconds": 3.0},
+        {"shard": 1, "status": "skipped", "checkpoint": "x"},
+        {"shard": 1, "member": 1, "status": "failed", "reason": "boom"},
+        {"shard": 2, "status": "ok", "val_loss": 2.0, "steps": 5, "seconds": 1.0},
+    ]
+    zero, one, two = merge_members(results)
+    assert zero["status"] == "ok" and zero["members"] == 2 and zero["member_val_loss"] == [1.5, 1.4]
+    assert zero["steps"] == 70 and zero["seconds"] == 5.0 and zero["member_epochs"] == [3, 4]
+    assert "member" not in zero and zero["val_loss"] == 1.5  # member 0's own metrics stay
+    assert one["status"] == "failed" and one["reason"] == "member 1: boom"
+    assert one["member_status"] == ["skipped", "failed"]
+    assert two == results[4]  # one member: unchanged

@@ -16,6 +16,7 @@ import pytest
 from inventory_scale import schema as S
 from inventory_scale.config import ValidateConfig
 from inventory_scale.data import io
+from inventory_scale.data.planned import check_planned
 from inventory_scale.data.validate import ValidationReport, validate_dataset
 from inventory_scale.errors import ConfigError, DataQualityError, SchemaError
 
@@ -620,6 +621,146 @@ def test_quarantine_that_would_empty_sales_fails(root: Path) -> None:
 def test_quarantine_still_fails_on_table_level_problems(root: Path, frames: Frames) -> None:
     pq.write_table(frames["products"].drop(S.MOQ).to_arrow(), table_file(root, S.PRODUCTS))
     fails(root, SchemaError, f"column '{S.MOQ}': missing", cfg=QUARANTINE)
+
+
+# --- optional planned_prices ----------------------------------------------------------------------
+
+PLAN_DAYS = 7
+
+
+def build_plan() -> pl.DataFrame:
+    """Planned rows for every series on the 7 days after the sales: days 0, 3, 6 have a null price
+    (keep the last one), days 2 and 5 a null on_promotion."""
+    rows = [
+        (sku, wh, day(DAYS + i), None if i % 3 == 0 else 9.0 + k, [True, False, None][i % 3])
+        for k, sku in enumerate(SKUS)
+        for wh in WAREHOUSES
+        for i in range(PLAN_DAYS)
+    ]
+    return pl.DataFrame(rows, schema=S.PLANNED_PRICES.schema, orient="row")
+
+
+def planned_at(sku: str, wh: str, i: int) -> pl.Expr:
+    return at(sku, wh, DAYS + i)
+
+
+def broken_plan() -> pl.DataFrame:
+    """The plan with a zero and a negative price, a repeated key (price 99) and an unknown SKU."""
+    plan = update(build_plan(), planned_at("A1", "W1", 1), **{S.PRICE: 0.0})
+    plan = update(plan, planned_at("A2", "W2", 2), **{S.PRICE: -1.0})
+    repeat = plan.filter(planned_at("A3", "W1", 4)).with_columns(pl.lit(99.0, pl.Float32).alias(S.PRICE))
+    ghost = pl.DataFrame(
+        [("ZZ", "W1", day(DAYS + 1), 5.0, None)], schema=S.PLANNED_PRICES.schema, orient="row"
+    )
+    return pl.concat([plan, repeat, ghost])
+
+
+def test_clean_planned_prices_validate_and_stay_unchanged(root: Path) -> None:
+    plan = build_plan()
+    assert plan.get_column(S.PRICE).null_count() == 18 and plan.get_column(S.ON_PROMOTION).null_count() == 12
+    write(root, {S.PLANNED_PRICES.name: plan})
+    before = snapshot(root)
+    for cfg in (FAIL, QUARANTINE):  # future dates: the sales cutoff rule does not apply
+        report = validate_dataset(str(root), cfg, freq="1d", cutoff=day(DAYS - 1))
+        assert report.ok and (report.quarantined, report.rewritten, report.warnings) == ({}, [], [])
+        assert report.rows[S.PLANNED_PRICES.name] == 42 and S.PLANNED_PRICES.name in report.tables
+    assert snapshot(root) == before
+    assert read(root, S.PLANNED_PRICES).equals(plan.sort(S.PLANNED_PRICES.key))
+
+
+def test_null_price_is_accepted_but_nan_is_not(root: Path) -> None:
+    only_nulls = update(build_plan(), pl.lit(True), **{S.PRICE: None, S.ON_PROMOTION: None})
+    write(root, {S.PLANNED_PRICES.name: only_nulls})
+    report = validate_dataset(str(root), FAIL)
+    assert report.ok and report.rows[S.PLANNED_PRICES.name] == 42
+    check_planned(read(root, S.PLANNED_PRICES), str(root / S.PLANNED_PRICES.name))  # read agrees
+    write(
+        root,
+        {S.PLANNED_PRICES.name: update(only_nulls, planned_at("A2", "W1", 3), **{S.PRICE: float("nan")})},
+    )
+    fails(
+        root,
+        DataQualityError,
+        f"planned_prices ({table_file(root, S.PLANNED_PRICES)}): column '{S.PRICE}': 1 row is NaN",
+        "(A2, W1, 2024-03-04)",
+    )
+
+
+def test_planned_prices_broken_rules_fail_in_one_error(root: Path) -> None:
+    write(root, {S.PLANNED_PRICES.name: broken_plan()})
+    where = f"planned_prices ({table_file(root, S.PLANNED_PRICES)})"
+    keys = "keys (sku_id, warehouse_id, date)"
+    msg = fails(
+        root,
+        DataQualityError,
+        "3 rule(s) broken",
+        f"{where}: column '{S.PRICE}': 2 rows are zero or negative; {keys}: "
+        "(A1, W1, 2024-03-02), (A2, W2, 2024-03-03)",
+        f"{where}: column '{S.SKU_ID}': 1 row is not in products; {keys}: (ZZ, W1, 2024-03-02)",
+        f"{where}: column 'sku_id, warehouse_id, date': 1 row is duplicated (an earlier row has the same "
+        f"key); {keys}: (A3, W1, 2024-03-05)",
+        cutoff=day(DAYS - 1),
+    )
+    assert "cutoff" not in msg and "sales (" not in msg
+
+
+def test_planned_prices_quarantine_moves_exactly_the_bad_rows(root: Path) -> None:
+    write(root, {S.PLANNED_PRICES.name: broken_plan()})
+    report = validate_dataset(str(root), QUARANTINE, cutoff=day(DAYS - 1))
+    assert report.rows[S.PLANNED_PRICES.name] == 44
+    assert report.quarantined == {
+        S.PLANNED_PRICES.name: {"duplicate:key": 1, "non_positive:price": 2, "unknown:sku_id": 1}
+    }
+    assert report.rewritten == ["rejected/planned_prices", "planned_prices"]
+    rejected = read_rejected(root, S.PLANNED_PRICES)
+    assert rejected.columns == [*S.PLANNED_PRICES.columns, S.REJECT_REASON]
+    assert rejected.select(S.SKU_ID, S.WAREHOUSE_ID, S.DATE, S.PRICE, S.REJECT_REASON).rows() == [
+        ("A1", "W1", day(DAYS + 1), 0.0, "non_positive:price"),
+        ("A2", "W2", day(DAYS + 2), -1.0, "non_positive:price"),
+        ("A3", "W1", day(DAYS + 4), 99.0, "duplicate:key"),
+        ("ZZ", "W1", day(DAYS + 1), 5.0, "unknown:sku_id"),
+    ]
+    kept = read(root, S.PLANNED_PRICES)
+    expected = build_plan().filter(~planned_at("A1", "W1", 1) & ~planned_at("A2", "W2", 2))
+    assert kept.height == 40 and kept.equals(expected.sort(S.PLANNED_PRICES.key))  # first of the repeat kept
+    assert kept.filter(planned_at("A3", "W1", 4)).get_column(S.PRICE).to_list() == [11.0]
+    check_planned(kept, str(root / S.PLANNED_PRICES.name))
+    assert not (root / "rejected" / S.SALES.name).exists() and read(root, S.SALES).height == 360
+    assert validate_dataset(str(root), FAIL, cutoff=day(DAYS - 1)).rows[S.PLANNED_PRICES.name] == 40
+
+
+def test_planned_prices_of_a_quarantined_product_are_quarantined(root: Path, frames: Frames) -> None:
+    products = update(frames["products"], pl.col(S.SKU_ID) == "A1", **{S.CASE_PACK: 0})
+    write(root, {"products": products, S.PLANNED_PRICES.name: build_plan()})
+    report = validate_dataset(str(root), QUARANTINE)
+    assert report.quarantined[S.PLANNED_PRICES.name] == {"unknown:sku_id": 14}
+    assert set(read_rejected(root, S.PLANNED_PRICES).get_column(S.SKU_ID)) == {"A1"}
+    assert read(root, S.PLANNED_PRICES).equals(build_plan().filter(pl.col(S.SKU_ID) != "A1"))
+
+
+def test_planned_prices_schema_is_checked_with_width_tolerance(root: Path) -> None:
+    wide = build_plan().with_columns(pl.col(S.PRICE).cast(pl.Float64))
+    write(root, {S.PLANNED_PRICES.name: build_plan()})
+    pq.write_table(wide.to_arrow(), table_file(root, S.PLANNED_PRICES))
+    assert validate_dataset(str(root), FAIL).ok
+    pq.write_table(wide.drop(S.ON_PROMOTION).to_arrow(), table_file(root, S.PLANNED_PRICES))
+    fails(root, SchemaError, table_file(root, S.PLANNED_PRICES), f"column '{S.ON_PROMOTION}': missing")
+
+
+def test_absent_planned_prices_report_and_write_nothing(root: Path, frames: Frames) -> None:
+    (root / S.PLANNED_PRICES.name).mkdir()  # a folder without Parquet files counts as absent
+    before = snapshot(root)
+    report = validate_dataset(str(root), FAIL, cutoff=day(DAYS - 1))
+    assert report.ok and S.PLANNED_PRICES.name not in report.rows and snapshot(root) == before
+    write(root, {"sales": update(frames["sales"], at("A1", "W1", DAYS - 1), **{S.PRICE: -1.0})})
+    report = validate_dataset(str(root), QUARANTINE)
+    assert report.quarantined == {"sales": {"negative:price": 1}} and report.rewritten == [
+        "rejected/sales",
+        "sales",
+    ]
+    assert S.PLANNED_PRICES.name not in report.rows
+    assert list((root / S.PLANNED_PRICES.name).iterdir()) == []
+    assert not (root / "rejected" / S.PLANNED_PRICES.name).exists()
 
 
 def test_report_is_a_dataclass_with_defaults() -> None:

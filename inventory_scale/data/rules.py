@@ -42,11 +42,12 @@ NON_NEGATIVE: dict[str, tuple[str, ...]] = {
 POSITIVE: dict[str, tuple[str, ...]] = {
     S.PRODUCTS.name: (S.SHELF_LIFE_DAYS, S.CASE_PACK),
     S.INVENTORY.name: (S.LEAD_TIME_DAYS,),
+    S.PLANNED_PRICES.name: (S.PRICE,),  # null is allowed: it keeps the last price
 }
 # Foreign keys: table -> (column, table whose single-column key it must appear in).
 REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     table.name: ((S.SKU_ID, S.PRODUCTS.name), (S.WAREHOUSE_ID, S.WAREHOUSES.name))
-    for table in (S.SALES, S.INVENTORY, S.INBOUND)
+    for table in (S.SALES, S.INVENTORY, S.INBOUND, S.PLANNED_PRICES)
 }
 
 # Arrow type names a file may use for each contract dtype. Strict, except that integer widths
@@ -126,7 +127,10 @@ def row_rules(spec: S.TableSpec, refs: Mapping[str, pl.Series], cutoff: dt.date 
     """
     rules = []
     for col, dtype in spec.schema.items():
-        if col in spec.nullable:
+        if col in spec.nullable:  # may be null, but a NaN is not a null there
+            if dtype.is_float():
+                nan = pl.col(col).is_nan().fill_null(False)
+                rules.append(Rule("nan", col, "NaN (a missing value must be null)", nan))
             continue
         expr = pl.col(col).is_null()
         if dtype.is_float():

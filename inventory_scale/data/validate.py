@@ -6,17 +6,22 @@ Usage::
 
 Checks, in order (the rules themselves live in :mod:`inventory_scale.data.rules`):
 
-1. Tables, always fatal: every table of ``schema.INPUT_TABLES`` has files (``truth/`` is optional);
+1. Tables, always fatal: every table of ``schema.INPUT_TABLES`` has files (``truth/`` and the
+   ``schema.OPTIONAL_TABLES``, i.e. ``planned_prices/``, are checked only when present);
    every file is readable Parquet holding each spec column (a hive partition column may come
    from the path) in the spec's dtype. Dtypes are strict except that int32/int64 and
    float32/float64 widths may differ; such columns are cast to the spec on read and rewrite.
    An empty dataset (no tables, no sales rows) fails.
-2. Rows: nulls in non-nullable columns (NaN counts as null), negative or non-positive values the
-   contract forbids, SKUs / warehouses missing from products / warehouses, sales after
-   ``cutoff``, repeated keys (the first row is kept). ``mode=fail`` raises one error listing every
-   broken rule; ``mode=quarantine`` moves the rows to ``<root>/rejected/<table>/`` with a
-   ``reject_reason`` and rewrites the tables without them. Products and warehouses go first, so
-   rows referencing a quarantined product or warehouse are quarantined too.
+2. Rows: nulls in non-nullable columns (NaN counts as null), NaN in nullable float columns,
+   negative or non-positive values the contract forbids, SKUs / warehouses missing from products /
+   warehouses, sales after ``cutoff``, repeated keys (the first row is kept). ``planned_prices``
+   gets the rules :func:`~inventory_scale.data.planned.check_planned` applies on read (one row
+   per key, ``price`` positive where set: a null price keeps the last one) plus the null and
+   reference rules; its dates lie in the future, so the cutoff rule skips it. ``mode=fail``
+   raises one error listing every broken rule; ``mode=quarantine`` moves the rows to
+   ``<root>/rejected/<table>/`` with a ``reject_reason`` and rewrites the tables without them.
+   Products and warehouses go first, so rows referencing a quarantined product or warehouse are
+   quarantined too.
 3. Sales series, always fatal: one step (1d / 1w / 1mo) for the whole table, equal to ``freq``
    when given. Missing dates inside a series fail unless ``fill_gaps`` fills them.
 4. Warnings (logged and reported): unit_price below unit_cost, extra columns.
@@ -49,7 +54,17 @@ log = logging.getLogger(__name__)
 
 REJECTED_DIR = "rejected"
 # Row rules run in this order: referenced tables first, so references check against their keys.
-CHECK_ORDER: tuple[S.TableSpec, ...] = (S.PRODUCTS, S.WAREHOUSES, S.SALES, S.INVENTORY, S.INBOUND, S.CALENDAR)
+CHECK_ORDER: tuple[S.TableSpec, ...] = (
+    S.PRODUCTS,
+    S.WAREHOUSES,
+    S.SALES,
+    S.INVENTORY,
+    S.INBOUND,
+    S.CALENDAR,
+    S.PLANNED_PRICES,
+)
+# Tables checked only when the root has them (truth's rows are not rule-checked).
+OPTIONAL: frozenset[str] = frozenset({S.TRUTH.name, *S.OPTIONAL_TABLES})
 REFERENCED: frozenset[str] = frozenset(ref for refs in R.REFERENCES.values() for _, ref in refs)
 
 
@@ -60,7 +75,8 @@ class ValidationReport:
     Attributes:
         root: the dataset root.
         mode: ``fail`` or ``quarantine``.
-        rows: rows per table as read (every table checked, ``truth`` included when present).
+        rows: rows per table as read (every table checked; ``truth`` and ``planned_prices`` only
+            when present).
         warnings: non-fatal findings (also logged).
         quarantined: table -> reason -> rows moved to ``rejected/<table>/``.
         gaps_filled: rows inserted for missing sales dates; ``gap_series``: series that had gaps.
@@ -179,8 +195,9 @@ def _partition_value(table_uri: str, file_uri: str, column: str | None) -> str |
 def _open_tables(root: str, opts: io.StorageOptions | None, report: ValidationReport) -> dict[str, _Table]:
     """Footer checks of every file of every table; raises on any table-level schema problem."""
     storage = io.polars_storage_options(root, opts)
-    listed = {spec.name: (spec, io.table_files(root, spec, opts)) for spec in (*S.INPUT_TABLES, S.TRUTH)}
-    if not any(files for name, (_, files) in listed.items() if name != S.TRUTH.name):
+    specs = (*S.INPUT_TABLES, S.TRUTH, *S.OPTIONAL_TABLES.values())
+    listed = {spec.name: (spec, io.table_files(root, spec, opts)) for spec in specs}
+    if not any(files for name, (_, files) in listed.items() if name not in OPTIONAL):
         names = ", ".join(s.name for s in S.INPUT_TABLES)
         raise DataQualityError(f"{root}: empty dataset: no Parquet files in any input table ({names})")
     problems: list[str] = []
@@ -190,7 +207,7 @@ def _open_tables(root: str, opts: io.StorageOptions | None, report: ValidationRe
         if not files and spec is S.SALES:
             raise DataQualityError(f"{name} ({uri}): empty dataset: the sales table has no Parquet files")
         if not files:
-            if spec is not S.TRUTH:
+            if name not in OPTIONAL:
                 problems.append(f"{name} ({uri}): table folder missing or without Parquet files")
             continue
         opened, extra = [], set()
@@ -351,7 +368,7 @@ def _validate(
     limit = cfg.max_keys_shown
     outcomes: dict[str, _Outcome] = {}
     refs: dict[str, pl.Series] = {}
-    for spec in CHECK_ORDER:
+    for spec in (s for s in CHECK_ORDER if s.name in tables):  # optional tables only when present
         out = outcomes[spec.name] = _check_rows(tables[spec.name], refs, cutoff, cfg)
         if spec.name in REFERENCED:
             keys = (out.kept() if cfg.mode == "quarantine" else out.table.scan()).select(spec.key[0])

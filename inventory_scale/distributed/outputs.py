@@ -42,20 +42,17 @@ def checkpoint_uri(run_dir: str, shard_id: int) -> str:
 
 
 def member_uris(run_dir: str, shard_id: int, members: int) -> list[str]:
-    """Checkpoints of a shard's ``members`` ensemble members; member 0 is :func:`checkpoint_uri`.
-
-    Members 1.. (``member-01.ckpt``, ...) are written before member 0, so a present
-    ``model.ckpt`` still means the whole ensemble is there.
-    """
+    """Checkpoints of a shard's ``members`` ensemble members; member 0 is :func:`checkpoint_uri`."""
     folder = io.join(run_dir, MODELS, f"shard={shard_id:05d}")
     return [checkpoint_uri(run_dir, shard_id)] + [
         io.join(folder, f"member-{k:02d}.ckpt") for k in range(1, members)
     ]
 
 
-def train_info_uri(run_dir: str, shard_id: int) -> str:
-    """Training metrics of a shard (series, windows, seconds), written before the checkpoint."""
-    return io.join(run_dir, MODELS, f"shard={shard_id:05d}", "info.json")
+def train_info_uri(run_dir: str, shard_id: int, member: int = 0) -> str:
+    """Training metrics of a shard's member (series, windows, seconds), written before its checkpoint."""
+    name = "info.json" if member == 0 else f"info-member-{member:02d}.json"
+    return io.join(run_dir, MODELS, f"shard={shard_id:05d}", name)
 
 
 def part_name(shard_id: int) -> str:
@@ -110,14 +107,36 @@ def finished_markers(out_dir: str, opts: io.StorageOptions | None) -> dict[int, 
     return out
 
 
-def finished_checkpoints(run_dir: str, opts: io.StorageOptions | None) -> dict[int, str]:
-    """Shard id -> fingerprint (``size:mtime_ns``) of every checkpoint under ``<run.dir>/models``."""
-    out: dict[int, str] = {}
-    for f in io.list_files(io.join(run_dir, MODELS), opts, "model.ckpt"):
-        folder = f.path.rsplit("/", 2)[-2]
-        if folder.startswith("shard="):
-            out[int(folder[len("shard=") :])] = f"{f.size}:{f.mtime_ns}"
+def finished_members(run_dir: str, opts: io.StorageOptions | None) -> dict[tuple[int, int], str]:
+    """(shard id, member) -> fingerprint (``size:mtime_ns``) of every checkpoint under ``models/``."""
+    out: dict[tuple[int, int], str] = {}
+    for f in io.list_files(io.join(run_dir, MODELS), opts, ".ckpt"):
+        folder, name = f.path.rsplit("/", 2)[-2:]
+        if not folder.startswith("shard="):
+            continue
+        if name == "model.ckpt":
+            member = 0
+        elif name.startswith("member-") and name[len("member-") : -len(".ckpt")].isdigit():
+            member = int(name[len("member-") : -len(".ckpt")])
+        else:
+            continue
+        out[(int(folder[len("shard=") :]), member)] = f"{f.size}:{f.mtime_ns}"
     return out
+
+
+def finished_checkpoints(run_dir: str, opts: io.StorageOptions | None, members: int = 1) -> dict[int, str]:
+    """Shard id -> fingerprint of every shard whose ``members`` checkpoints are all there.
+
+    One member: the ``size:mtime_ns`` of ``model.ckpt``; several: the members' joined by ``|``, so
+    retraining any member changes it.
+    """
+    found = finished_members(run_dir, opts)
+    shards = {shard for shard, _ in found}
+    return {
+        shard: "|".join(found[(shard, k)] for k in range(members))
+        for shard in sorted(shards)
+        if all((shard, k) in found for k in range(members))
+    }
 
 
 def reset_if_plan_changed(out_dir: str, plan: str, opts: io.StorageOptions | None, what: str) -> bool:

@@ -41,6 +41,7 @@ class ShardItem:
     shard: int
     series: pl.DataFrame
     cold: pl.DataFrame | None = None  # forecast: cold-start series this shard's model forecasts
+    member: int = 0  # train: which ensemble member (model.ensemble > 1 trains each as its own task)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class StageInputs:
 
 
 def shard_label(item: ShardItem) -> str:
-    """Name of a shard in logs and results."""
-    return f"shard {item.shard}"
+    """Name of a shard (and ensemble member) in logs and results."""
+    return f"shard {item.shard}" + (f" member {item.member}" if item.member else "")
 
 
 def read_shard(item: ShardItem, inp: StageInputs) -> ShardData:
@@ -94,23 +95,60 @@ def _quiet_lightning() -> None:
 
 
 def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
-    """Train one shard's LSTM (``model.ensemble`` members); write ``info.json``, the members 1..,
-    then ``model.ckpt`` (member 0, the done marker)."""
-    from inventory_scale.forecast import train_ensemble
+    """Train one ensemble member of a shard's LSTM; write its info, then its checkpoint (its done
+    marker): ``model.ckpt`` / ``info.json`` for member 0, ``member-NN.ckpt`` / ``info-member-NN.json``
+    for the others. Members are independent tasks, so an ensemble trains on as many workers as it has
+    members."""
+    from inventory_scale.forecast import train_shard
 
     cfg, opts = inp.cfg, inp.opts
     _quiet_lightning()
-    uri = outputs.checkpoint_uri(cfg.run.dir, item.shard)
+    uri = outputs.member_uris(cfg.run.dir, item.shard, item.member + 1)[item.member]
     if io.exists(uri, opts):  # finished by an earlier attempt whose result was lost
-        return {"shard": item.shard, "status": "skipped", "checkpoint": uri}
+        return {"shard": item.shard, "member": item.member, "status": "skipped", "checkpoint": uri}
     data = read_shard(item, inp)
     with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
-        _, ckpts, info = train_ensemble(data, cfg, cutoff=inp.cutoff, shard_id=item.shard, ckpt_dir=tmp)
-        io.write_json(outputs.train_info_uri(cfg.run.dir, item.shard), info, opts)
-        uris = outputs.member_uris(cfg.run.dir, item.shard, len(ckpts))
-        for member_uri, ckpt in [*zip(uris[1:], ckpts[1:], strict=True), (uri, ckpts[0])]:  # member 0 last
-            io.write_bytes(member_uri, Path(ckpt).read_bytes(), opts)
-    return {**info, "status": "ok", "checkpoint": uri}
+        _, ckpt, info = train_shard(
+            data, cfg, cutoff=inp.cutoff, shard_id=item.shard, ckpt_dir=tmp, member=item.member
+        )
+        io.write_json(outputs.train_info_uri(cfg.run.dir, item.shard, item.member), info, opts)
+        io.write_bytes(uri, Path(ckpt).read_bytes(), opts)
+    return {**info, "member": item.member, "status": "ok", "checkpoint": uri}
+
+
+def merge_members(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One result per shard from its members' task results (in shard, member order).
+
+    Failed when any member failed (its reason), skipped when all were, ok otherwise. Member 0's
+    metrics, plus ``members``, each member's ``val_loss`` / ``epochs`` / ``status``, and ``steps``
+    and ``seconds`` summed over the members trained now. A one-member shard's result is unchanged.
+    """
+    by_shard: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        by_shard.setdefault(int(r["shard"]), []).append(r)
+    out = []
+    for shard, parts in sorted(by_shard.items()):
+        parts = sorted(parts, key=lambda r: int(r.get("member", 0)))
+        if len(parts) == 1:
+            out.append({k: v for k, v in parts[0].items() if k != "member"})
+            continue
+        statuses = [p["status"] for p in parts]
+        merged = {k: v for k, v in parts[0].items() if k != "member"}
+        failed = [p for p in parts if p["status"] == "failed"]
+        merged.update(
+            shard=shard,
+            status="failed" if failed else "skipped" if all(s == "skipped" for s in statuses) else "ok",
+            members=len(parts),
+            member_status=statuses,
+            member_val_loss=[p.get("val_loss") for p in parts],
+            member_epochs=[p.get("epochs") for p in parts],
+            steps=sum(int(p.get("steps", 0)) for p in parts),
+            seconds=round(sum(float(p.get("seconds", 0.0)) for p in parts), 2),
+        )
+        if failed:
+            merged["reason"] = f"member {failed[0].get('member', 0)}: {failed[0].get('reason')}"
+        out.append(merged)
+    return out
 
 
 def _device_module(paths: list[Path], cfg: Config) -> Any:
