@@ -323,6 +323,9 @@ class PolicyConfig:
     leftover unit is worth: its salvage value (``overage: salvage``, the one-shot newsvendor) or
     its cost less the holding cost of one more review period (``overage: carryover``, stock that
     keeps selling). Perishables value units that would outdate at salvage either way.
+    ``carryover_days`` bounds "keeps selling" for every item: a unit that has not sold within the
+    review period plus that many days after it arrives is valued at salvage, like an outdated one
+    (seasonal goods after their season: the carried-over stock is not absorbed by the next orders).
     """
 
     name: str = "newsvendor"
@@ -332,6 +335,7 @@ class PolicyConfig:
     milp_segments: int = 24
     service_level: float | None = None
     overage: str = "carryover"
+    carryover_days: float | None = None
     goodwill: float | None = None
     holding_cost_rate: float | None = None
     baseline_service_level: float = 0.95
@@ -353,6 +357,8 @@ class PolicyConfig:
             "must be inside (0, 1) or null",
             self.service_level,
         )
+        days = self.carryover_days
+        _require(days is None or days > 0, "policy.carryover_days", "must be > 0 or null", days)
         _require(
             self.overage in ("carryover", "salvage"),
             "policy.overage",

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+
 import numpy as np
+import polars as pl
 import pytest
 from scipy import stats
 
-from inventory_scale.inventory.demand import ProtectionDemand
-from inventory_scale.inventory.items import Items, leftover_value
+from inventory_scale import schema as S
+from inventory_scale.cli import load_config
+from inventory_scale.config import PolicyConfig
+from inventory_scale.errors import ConfigError
+from inventory_scale.inventory.demand import ProtectionDemand, protection_demand
+from inventory_scale.inventory.items import Items, leftover_value, sell_by_days
 from inventory_scale.inventory.newsvendor import (
     critical_ratio,
     expected_fill_rate,
     profit_curve,
     sample_quantile,
 )
+from inventory_scale.inventory.plan import plan_orders, plan_rows
 
 
 def items(n: int, price: float, cost: float, salvage: float, goodwill: float, shelf: float = np.nan) -> Items:
@@ -125,3 +134,41 @@ def test_expected_fill_rate() -> None:
     assert expected_fill_rate(demand, np.array([20.0]))[0] == 1.0
     # level 15: shortfall over the cycle = mean((pi - 15)+) = (1 + 2 + 3 + 4) / 10, cycle demand 9.5
     assert expected_fill_rate(demand, np.array([15.0]))[0] == pytest.approx(1 - 1.0 / 9.5)
+
+
+def test_carryover_days_value_stock_the_season_will_not_absorb_at_salvage() -> None:
+    cost, salvage = 6.0, 2.0
+    carry_value = leftover_value(np.array([cost]), np.array([salvage]), np.array([0.25]), 7, "carryover")
+    base = items(1, 10, cost, salvage, 1)
+    it = dataclasses.replace(base, holding_rate=np.full(1, 0.25), leftover=carry_value)
+    assert np.isnan(sell_by_days(it, None)[0]) and sell_by_days(it, 21)[0] == 28.0  # review 7 + 21
+    perishable = dataclasses.replace(it, shelf_life_days=np.array([10.0]))
+    assert sell_by_days(perishable, 21)[0] == 10.0 and sell_by_days(perishable, None)[0] == 10.0
+    with pytest.raises(ConfigError, match="carryover_days"):
+        load_config(["policy.carryover_days=0"])
+    # Poisson(2) a day; the protection interval is lead 3 + review 7 = 10 days
+    rng = np.random.default_rng(0)
+    season = rng.poisson(2.0, (1, 4000, 60)).astype(np.float64)
+    ended = season.copy()
+    ended[:, :, 10:] = 0.0  # the season ends with the interval: nothing absorbs what is left
+    lead = np.full((1, 4000), 3.0)
+    cr_carry = critical_ratio(it.price, it.cost, it.leftover, it.goodwill)[0]
+    cr_salvage = critical_ratio(it.price, it.cost, it.salvage, it.goodwill)[0]
+    assert cr_carry > 0.99 and cr_salvage == pytest.approx(5 / 9)
+    for paths, ratio in ((season, cr_carry), (ended, cr_salvage)):
+        d = protection_demand(paths, lead, it.review_days, sell_by_days(it, 21))
+        level = profit_curve(d, it).level_for(0.0)[0]
+        assert level == pytest.approx(sample_quantile(d.pi, ratio)[0], abs=1.0), ratio
+    # without the option the ended season is still stocked at the carry-over ratio
+    d = protection_demand(ended, lead, it.review_days, sell_by_days(it, None))
+    assert profit_curve(d, it).level_for(0.0)[0] == sample_quantile(d.pi, cr_carry)[0]
+    assert sample_quantile(d.pi, cr_carry)[0] >= sample_quantile(d.pi, cr_salvage)[0] + 8
+    # the plan names the cap: binding shelf_life, the reason says carry-over (not outdating)
+    policy = PolicyConfig(carryover_days=21)
+    d = protection_demand(ended, lead, it.review_days, sell_by_days(it, 21))
+    problem, alloc = plan_orders(d, it, np.zeros(1), budget=1e9, capacity=1e9, policy=policy)
+    keys = pl.DataFrame({S.SKU_ID: ["A"], S.WAREHOUSE_ID: ["W"]})
+    rows = plan_rows(keys, dt.date(2025, 12, 2), problem, alloc, d, it, policy)
+    assert rows[S.ORDER_QTY][0] == pytest.approx(sample_quantile(d.pi, cr_salvage)[0], abs=1.0)
+    assert rows[S.BINDING_CONSTRAINT][0] == "shelf_life"
+    assert rows[S.REASON][0].startswith("carry-over 28 d"), rows[S.REASON][0]

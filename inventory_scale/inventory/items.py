@@ -191,3 +191,16 @@ def items_from_frames(
         capacity=wh.get_column(S.CAPACITY_M3).cast(pl.Float64).fill_null(np.inf).to_numpy(),
     )
     return items, limits
+
+
+def sell_by_days(items: Items, carryover_days: float | None) -> F64:
+    """``[N]`` days after arrival by which a unit must sell, else it is valued at salvage.
+
+    The shelf life for perishables (NaN otherwise: no limit); with ``policy.carryover_days`` at
+    most the review period plus that many days for every item. The planner passes this where
+    :func:`~inventory_scale.inventory.demand.protection_demand` takes shelf lives; the simulator
+    keeps the real shelf lives (only perishables outdate).
+    """
+    if carryover_days is None:
+        return items.shelf_life_days
+    return np.fmin(items.shelf_life_days, items.review_days + float(carryover_days))

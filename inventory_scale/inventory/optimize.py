@@ -40,7 +40,7 @@ from inventory_scale.inventory.demand import (
     protection_demand,
     sample_lead_times,
 )
-from inventory_scale.inventory.items import items_from_frames
+from inventory_scale.inventory.items import items_from_frames, sell_by_days
 from inventory_scale.inventory.plan import free_capacity, plan_orders, plan_rows
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,11 @@ def plan_warehouse(shared: OptimizeShared, wh: str, tables: dict[str, pl.DataFra
     rng = np.random.default_rng(warehouse_seed(cfg.seed, wh))
     lead = sample_lead_times(items.lead_time_days, items.lead_time_std_days, arr.shape[1], rng)
     demand = protection_demand(
-        arr, lead, items.review_days, items.shelf_life_days, period_days=PERIOD_DAYS[cfg.data.freq]
+        arr,
+        lead,
+        items.review_days,
+        sell_by_days(items, cfg.policy.carryover_days),
+        period_days=PERIOD_DAYS[cfg.data.freq],
     )
     w = limits.ids.index(wh)
     free = free_capacity(float(limits.capacity[w]), items.volume, pos, demand.lead.mean(axis=1))

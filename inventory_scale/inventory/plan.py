@@ -21,7 +21,7 @@ from inventory_scale import schema as S
 from inventory_scale.config import PolicyConfig
 from inventory_scale.inventory.allocate import Allocation, Problem, allocate
 from inventory_scale.inventory.demand import ProtectionDemand
-from inventory_scale.inventory.items import Items
+from inventory_scale.inventory.items import Items, sell_by_days
 from inventory_scale.inventory.newsvendor import (
     critical_ratio,
     expected_fill_rate,
@@ -70,8 +70,8 @@ def plan_orders(
     """
     curve = profit_curve(demand, items, policy.service_level)
     shelf_free = None
-    if items.perishable.any():
-        shelf_free = np.where(items.perishable, sample_quantile(demand.pi, target_ratio(items, policy)), 0.0)
+    if demand.perishable.any():  # shelf life or policy.carryover_days: units that may not sell
+        shelf_free = np.where(demand.perishable, sample_quantile(demand.pi, target_ratio(items, policy)), 0.0)
     problem = Problem(
         curve=curve,
         position=np.asarray(position, dtype=np.float64),
@@ -132,7 +132,8 @@ def plan_rows(
             "relaxed": alloc.relaxed,
             "pack": items.case_pack,
             "moq": problem.moq_packs,
-            "life": items.shelf_life_days,
+            "life": sell_by_days(items, policy.carryover_days),
+            "perishable": items.perishable,
             "outdated": expected_outdated(demand, level),
         }
     )
@@ -187,10 +188,20 @@ def plan_rows(
                 "case pack {}: {} rounded to {}", _fmt(pl.col("pack"), 0), _fmt(pl.col("relaxed")), _fmt(q, 0)
             )
         )
-        .when(pl.col(S.BINDING_CONSTRAINT) == "shelf_life")
+        .when((pl.col(S.BINDING_CONSTRAINT) == "shelf_life") & pl.col("perishable"))
         .then(
             pl.format(
                 "shelf life {} d caps the position at {} (expected outdating {} units)",
+                _fmt(pl.col("life"), 0),
+                _fmt(up, 0),
+                _fmt(pl.col("outdated")),
+            )
+        )
+        .when(pl.col(S.BINDING_CONSTRAINT) == "shelf_life")
+        .then(
+            pl.format(
+                "carry-over {} d (policy.carryover_days + review) caps the position at {} "
+                "(expected unsold after it {} units)",
                 _fmt(pl.col("life"), 0),
                 _fmt(up, 0),
                 _fmt(pl.col("outdated")),

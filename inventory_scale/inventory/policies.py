@@ -29,7 +29,7 @@ from scipy.stats import norm
 from inventory_scale.config import PolicyConfig
 from inventory_scale.errors import ConfigError
 from inventory_scale.inventory.demand import cumulative, cumulative_at, protection_demand, sample_lead_times
-from inventory_scale.inventory.items import Items, Limits
+from inventory_scale.inventory.items import Items, Limits, sell_by_days
 from inventory_scale.inventory.plan import free_capacity, plan_orders
 from inventory_scale.inventory.simulate import SimState
 
@@ -120,6 +120,7 @@ class PathPolicy:
         rng = np.random.default_rng(self.seed)
         it = self.items
         self._lead = sample_lead_times(it.lead_time_days, it.lead_time_std_days, self.paths.shape[1], rng)
+        self._sell_by = sell_by_days(it, self.policy.carryover_days)
 
     def decide(self, state: SimState) -> F64:
         it, t = self.items, float(state.day)
@@ -133,7 +134,7 @@ class PathPolicy:
             None,
             self._lead[idx],
             it.review_days[idx],
-            it.shelf_life_days[idx],
+            self._sell_by[idx],
             period_days=self.period_days,
             start=t,
             cum=self._cum[idx],
