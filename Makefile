@@ -20,7 +20,7 @@ RUNTIME_ENV ?= {"env_vars": {"PYTHONUNBUFFERED": "1"}}
 
 .PHONY: help setup demo test test-slow test-gpu lint format bench bench-synth data validate train forecast \
         optimize backtest report pipeline sweep cluster-up cluster-down submit bench-scale \
-        bench-allocate bench-policy bench-text clean
+        bench-allocate bench-ensemble bench-policy bench-text clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,9 @@ submit: setup ## ray job submit "inventory-scale pipeline ray=cluster ARGS" to R
 bench-allocate: setup ## optimizer: 1M SKU-warehouse decisions via Ray (200 x 5,000), then greedy vs MILP gap
 	$(PY) benchmarks/bench_allocate.py scale $(ARGS)
 	$(PY) benchmarks/bench_allocate.py gap $(ARGS)
+
+bench-ensemble: setup ## seed-ensemble members in the train stage: parallel Ray tasks vs one after another
+	$(PY) benchmarks/bench_ensemble.py $(ARGS)
 
 EXPERIMENT ?= policy_ab
 bench-text: setup ## product text for cold start: text vs no text vs category-average launch baseline (synthetic; ARGS=--m5 adds M5)
