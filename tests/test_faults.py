@@ -120,7 +120,7 @@ def test_driver_killed_mid_run_then_rerun_skips_finished_and_matches(tiny_data: 
 
     rerun = subprocess.run([CLI, "train", *args], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    found = re.search(r"train: skipping (\d+) finished shard\(s\) of 6", rerun.stderr)
+    found = re.search(r"train: skipping (\d+) finished task\(s\) of 6", rerun.stderr)
     assert found is not None and killed_with <= int(found.group(1)) < 6
     manifest = read_manifest(str(run / "models"))
     assert manifest is not None and manifest["shards_skipped"] == int(found.group(1))
