@@ -48,7 +48,7 @@ from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
 from inventory_scale.forecast_frame import protection_steps, summarize_paths
 from inventory_scale.models.baselines import FITS, baseline_paths
-from inventory_scale.models.ensemble import Forecaster, as_forecaster, member_seed
+from inventory_scale.models.ensemble import Forecaster, as_forecaster, combine_member_stats, member_seed
 from inventory_scale.models.fit import fit_forecaster
 from inventory_scale.models.lstm import LSTMConfig
 from inventory_scale.models.module import ForecastModule
@@ -177,6 +177,18 @@ def module_uses_last_year(module: Forecaster) -> bool:
     return LAST_YEAR_FEATURES[0] in (module.scaler_state or {}).get("feature_names", [])
 
 
+def training_pack(data: ShardData, cfg: Config, cutoff: dt.date, shard_id: int) -> PackedShard:
+    """The shard packed for training; last-year covariates dropped under the history rule."""
+    packed = pack(data, cfg, cutoff)
+    if packed.last_year is not None and not last_year_learnable(packed, cfg.model.last_year_min_years):
+        log.info(
+            "shard %d: last-year covariates off: median history %d < model.last_year_min_years=%s + H",
+            shard_id, int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years,
+        )  # fmt: skip
+        packed = without_last_year(packed)
+    return packed
+
+
 def train_shard(
     data: ShardData,
     cfg: Config,
@@ -186,21 +198,18 @@ def train_shard(
     ckpt_dir: str,
     callbacks: Sequence[lightning.Callback] = (),
     member: int = 0,
+    packed: PackedShard | None = None,
 ) -> tuple[ForecastModule, str, dict[str, Any]]:
     """Fit one global LSTM on a shard; returns (module, checkpoint path, info).
 
     ``callbacks`` are extra Lightning callbacks for the fit (the sweep scores each epoch with one).
     ``member`` picks the seed of one ensemble member (:func:`~.models.ensemble.member_seed`; 0 is
-    the shard's own seed); :func:`train_ensemble` trains all of them.
+    the shard's own seed); :func:`train_ensemble` trains all of them from one ``packed`` shard
+    (:func:`training_pack`, built here when not given).
     """
     t0 = time.perf_counter()
-    packed = pack(data, cfg, cutoff)
-    if packed.last_year is not None and not last_year_learnable(packed, cfg.model.last_year_min_years):
-        log.info(
-            "shard %d: last-year covariates off: median history %d < model.last_year_min_years=%s + H",
-            shard_id, int(np.median(packed.cutoff_index)), cfg.model.last_year_min_years,
-        )  # fmt: skip
-        packed = without_last_year(packed)
+    if packed is None:
+        packed = training_pack(data, cfg, cutoff, shard_id)
     seed = member_seed(shard_seed(cfg.seed, shard_id), member)
     dm = ShardDataModule(
         packed,
@@ -252,23 +261,17 @@ def train_ensemble(
     ``ckpt_dir/member-k``); info is member 0's, with ``members``, every member's ``val_loss`` and
     ``epochs``, and ``seconds`` / ``steps`` summed over the members.
     """
+    packed = training_pack(data, cfg, cutoff, shard_id)  # once: every member reads the same windows
     modules, ckpts, infos = [], [], []
     for k in range(cfg.model.ensemble):
         sub = ckpt_dir if k == 0 else f"{ckpt_dir}/member-{k}"
-        module, ckpt, info = train_shard(data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=sub, member=k)
+        module, ckpt, info = train_shard(
+            data, cfg, cutoff=cutoff, shard_id=shard_id, ckpt_dir=sub, member=k, packed=packed
+        )
         modules.append(module)
         ckpts.append(ckpt)
         infos.append(info)
-    info = dict(infos[0])
-    if len(infos) > 1:
-        info.update(
-            members=len(infos),
-            member_val_loss=[i.get("val_loss") for i in infos],
-            member_epochs=[i.get("epochs") for i in infos],
-            steps=sum(int(i.get("steps", 0)) for i in infos),
-            seconds=round(sum(float(i["seconds"]) for i in infos), 2),
-        )
-    return as_forecaster(modules), ckpts, info
+    return as_forecaster(modules), ckpts, combine_member_stats(infos)
 
 
 def _horizon_dates(cutoff: dt.date, freq: str, horizon: int) -> list[dt.date]:

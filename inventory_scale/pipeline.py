@@ -226,7 +226,7 @@ def run_train(cfg: Config) -> Summary:
             "shard": it.shard,
             "member": it.member,
             "status": "skipped",
-            "checkpoint": outputs.member_uris(cfg.run.dir, it.shard, it.member + 1)[it.member],
+            "checkpoint": outputs.member_uri(cfg.run.dir, it.shard, it.member),
         }
         for it in items
         if (it.shard, it.member) in finished

@@ -41,12 +41,16 @@ def checkpoint_uri(run_dir: str, shard_id: int) -> str:
     return io.join(run_dir, MODELS, f"shard={shard_id:05d}", "model.ckpt")
 
 
+def member_uri(run_dir: str, shard_id: int, member: int) -> str:
+    """Checkpoint of one ensemble member of a shard: :func:`checkpoint_uri` for member 0."""
+    if member == 0:
+        return checkpoint_uri(run_dir, shard_id)
+    return io.join(run_dir, MODELS, f"shard={shard_id:05d}", f"member-{member:02d}.ckpt")
+
+
 def member_uris(run_dir: str, shard_id: int, members: int) -> list[str]:
-    """Checkpoints of a shard's ``members`` ensemble members; member 0 is :func:`checkpoint_uri`."""
-    folder = io.join(run_dir, MODELS, f"shard={shard_id:05d}")
-    return [checkpoint_uri(run_dir, shard_id)] + [
-        io.join(folder, f"member-{k:02d}.ckpt") for k in range(1, members)
-    ]
+    """Checkpoints of a shard's ``members`` ensemble members, in member order."""
+    return [member_uri(run_dir, shard_id, k) for k in range(members)]
 
 
 def train_info_uri(run_dir: str, shard_id: int, member: int = 0) -> str:

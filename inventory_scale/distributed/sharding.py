@@ -100,10 +100,15 @@ def assign_shards(series: pl.DataFrame, shard_size: str, group_by: str | None = 
     return pl.concat(out).drop("_hash").sort([S.SHARD, S.SKU_ID, S.WAREHOUSE_ID])
 
 
+def derive_seed(*parts: object) -> int:
+    """A stable 31-bit seed from ``parts`` (joined by ``:`` and hashed)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
 def shard_seed(seed: int, shard_id: int) -> int:
     """Per-shard seed derived from the global seed and the shard id (stable, 31-bit)."""
-    digest = hashlib.blake2b(f"{seed}:{shard_id}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+    return derive_seed(seed, shard_id)
 
 
 def shards_digest(shards: pl.DataFrame) -> str:

@@ -103,7 +103,7 @@ def train_task(item: ShardItem, inp: StageInputs) -> dict[str, Any]:
 
     cfg, opts = inp.cfg, inp.opts
     _quiet_lightning()
-    uri = outputs.member_uris(cfg.run.dir, item.shard, item.member + 1)[item.member]
+    uri = outputs.member_uri(cfg.run.dir, item.shard, item.member)
     if io.exists(uri, opts):  # finished by an earlier attempt whose result was lost
         return {"shard": item.shard, "member": item.member, "status": "skipped", "checkpoint": uri}
     data = read_shard(item, inp)
@@ -123,30 +123,25 @@ def merge_members(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     metrics, plus ``members``, each member's ``val_loss`` / ``epochs`` / ``status``, and ``steps``
     and ``seconds`` summed over the members trained now. A one-member shard's result is unchanged.
     """
+    from inventory_scale.models.ensemble import combine_member_stats
+
     by_shard: dict[int, list[dict[str, Any]]] = {}
     for r in results:
         by_shard.setdefault(int(r["shard"]), []).append(r)
     out = []
     for shard, parts in sorted(by_shard.items()):
         parts = sorted(parts, key=lambda r: int(r.get("member", 0)))
-        if len(parts) == 1:
-            out.append({k: v for k, v in parts[0].items() if k != "member"})
-            continue
-        statuses = [p["status"] for p in parts]
-        merged = {k: v for k, v in parts[0].items() if k != "member"}
-        failed = [p for p in parts if p["status"] == "failed"]
-        merged.update(
-            shard=shard,
-            status="failed" if failed else "skipped" if all(s == "skipped" for s in statuses) else "ok",
-            members=len(parts),
-            member_status=statuses,
-            member_val_loss=[p.get("val_loss") for p in parts],
-            member_epochs=[p.get("epochs") for p in parts],
-            steps=sum(int(p.get("steps", 0)) for p in parts),
-            seconds=round(sum(float(p.get("seconds", 0.0)) for p in parts), 2),
-        )
-        if failed:
-            merged["reason"] = f"member {failed[0].get('member', 0)}: {failed[0].get('reason')}"
+        merged = combine_member_stats(parts)
+        if len(parts) > 1:
+            statuses = [p["status"] for p in parts]
+            failed = [p for p in parts if p["status"] == "failed"]
+            merged.update(
+                shard=shard,
+                status="failed" if failed else "skipped" if all(s == "skipped" for s in statuses) else "ok",
+                member_status=statuses,
+            )
+            if failed:
+                merged["reason"] = f"member {failed[0].get('member', 0)}: {failed[0].get('reason')}"
         out.append(merged)
     return out
 

@@ -16,12 +16,12 @@ same config on the same shard, so a mismatch means checkpoints from different ru
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from inventory_scale.distributed.sharding import derive_seed
 from inventory_scale.errors import SchemaError
 from inventory_scale.models.module import ForecastModule
 
@@ -32,10 +32,22 @@ def member_seed(shard_seed: int, member: int) -> int:
     So ``model.ensemble=1`` trains exactly the model it trained before ensembles existed, and
     member 0 of a larger ensemble is that same model.
     """
-    if member == 0:
-        return shard_seed
-    digest = hashlib.blake2b(f"{shard_seed}:member{member}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+    return shard_seed if member == 0 else derive_seed(shard_seed, f"member{member}")
+
+
+def combine_member_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One shard's training stats from its members' (in member order): member 0's, plus for several
+    members ``members``, each one's ``val_loss`` and ``epochs``, and ``steps`` / ``seconds`` summed."""
+    out = {k: v for k, v in parts[0].items() if k != "member"}
+    if len(parts) > 1:
+        out.update(
+            members=len(parts),
+            member_val_loss=[p.get("val_loss") for p in parts],
+            member_epochs=[p.get("epochs") for p in parts],
+            steps=sum(int(p.get("steps", 0)) for p in parts),
+            seconds=round(sum(float(p.get("seconds", 0.0)) for p in parts), 2),
+        )
+    return out
 
 
 def path_counts(num_paths: int, members: int) -> list[int]:
