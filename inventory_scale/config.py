@@ -401,9 +401,12 @@ class BacktestConfig:
     end: str | None = None
     models: list[str] = field(default_factory=lambda: ["lstm", "seasonal_naive", "seasonal_ma"])
     policies: list[str] = field(default_factory=lambda: ["newsvendor"])
+    reforecast_every: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.cutoffs > 0, "backtest.cutoffs", "must be > 0", self.cutoffs)
+        every = self.reforecast_every
+        _require(every is None or every > 0, "backtest.reforecast_every", "must be null or > 0", every)
         _require(self.step > 0, "backtest.step", "must be > 0", self.step)
         _check_date("backtest.end", self.end)
         known = ("lstm", "seasonal_naive", "seasonal_ma")

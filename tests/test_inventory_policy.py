@@ -107,3 +107,36 @@ def test_fit_horizon_and_seasonal_extension() -> None:
         for i in range(3):
             assert set(out[i, :, t]) <= set(paths[i, :, src])
     assert not np.array_equal(out[:, :, 14:21], paths[:, :, 7:14])  # shuffled across paths
+
+
+def test_reforecast_within_the_episode(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # forecasts again at episode day 7 of 14 (most series review weekly): the LSTM (trained once
+    # per cutoff) and the baselines read the sales up to each origin; the oracle stays put
+    policies = ["newsvendor", "seasonal_naive_ss", "oracle"]
+    base = [
+        *(a for a in TINY if not a.startswith("data.horizon=")), "data.horizon=14",
+        f"data.root={tiny_data}", "ray=inprocess", "backtest.cutoffs=1",
+        "backtest.models=[seasonal_naive]", f"backtest.policies=[{','.join(policies)}]",
+    ]  # fmt: skip
+    wide = {}
+    for every in ("null", "7"):
+        capsys.readouterr()
+        assert (
+            main(["backtest", *base, f"run.dir={tmp_path / every}", f"backtest.reforecast_every={every}"])
+            == 0
+        )
+        days = [m for m in capsys.readouterr().err.splitlines() if "forecasts from" in m]
+        assert len(days) == (1 if every == "null" else 2), days
+        kpi = pl.read_parquet(tmp_path / every / "backtest" / "policy.parquet")
+        wide[every] = kpi.pivot(on=S.KPI, index=[S.POLICY, S.WAREHOUSE_ID], values=S.VALUE).sort(
+            S.POLICY, S.WAREHOUSE_ID
+        )
+    once, again = wide["null"], wide["7"]
+    oracle = pl.col(S.POLICY) == "oracle"
+    assert once.filter(oracle).equals(again.filter(oracle))
+    np.testing.assert_allclose(once[S.DEMAND], again[S.DEMAND])  # the same demand for everyone
+    for name in ("newsvendor", "seasonal_naive_ss"):  # later forecasts changed some orders
+        a, b = (w.filter(pl.col(S.POLICY) == name) for w in (once, again))
+        assert not np.allclose(a[S.PURCHASE_COST], b[S.PURCHASE_COST]), name

@@ -5,7 +5,10 @@ runs this after the accuracy backtest (``evaluation/backtest.py``), at the same 
 At each cutoff, for every series with sales up to it:
 
 - **forecasts** are made from data up to the cutoff only, with a horizon of ``data.horizon`` plus
-  the longest protection interval (orders late in the episode look that far ahead);
+  the longest protection interval (orders late in the episode look that far ahead); with
+  ``backtest.reforecast_every`` = k, again from the sales recorded up to episode days k, 2k, ...
+  (the LSTM keeps the weights trained at the cutoff; baselines refit), and a review uses the latest
+  forecast made on or before its day (:func:`forecast_origins`, :class:`~.policies.Refreshed`);
 - **the episode** is the ``data.horizon`` periods after the cutoff: realised demand is the
   synthetic ``truth.demand`` when the dataset has it (sales censored by stockouts are not demand),
   else ``units_sold``;
@@ -45,6 +48,7 @@ from inventory_scale.inventory.demand import PERIOD_DAYS
 from inventory_scale.inventory.items import Items, Limits, items_from_frames
 from inventory_scale.inventory.policies import (
     PathPolicy,
+    Refreshed,
     SafetyStockPolicy,
     autoets_forecast,
     check_policies,
@@ -147,22 +151,25 @@ def extend_paths(paths: np.ndarray, ahead: int, season_length: int, rng: np.rand
     return out
 
 
-def _lstm(
+@dataclasses.dataclass
+class LstmModels:
+    """The LSTM forecasters of one cutoff, one per shard, and the config they forecast with."""
+
+    cfg: Config  # data.horizon = the trained horizon (fit_horizon)
+    ahead: int
+    shards: list[tuple[int, pl.DataFrame, Any]]  # (shard id, its keys, module or ensemble)
+
+
+def _lstm_models(
     cfg: Config, ahead: int, cutoff: dt.date, keys: pl.DataFrame, opts: io.StorageOptions | None
-) -> Forecast:
-    """LSTM paths ``ahead`` periods past ``cutoff``, trained on data up to it (no checkpoint kept).
+) -> LstmModels:
+    """Train the LSTM of every shard on data up to ``cutoff`` (no checkpoint kept).
 
     The network is trained at :func:`fit_horizon` periods; when that is shorter than ``ahead``
-    (short histories), the paths are extended by :func:`extend_paths`.
+    (short histories), :func:`_lstm_at` extends its paths by :func:`extend_paths`.
     """
     from inventory_scale.distributed.sharding import assign_shards
-    from inventory_scale.forecast import (
-        attach_planned,
-        forecast_shard,
-        list_series,
-        load_shard,
-        train_ensemble,
-    )
+    from inventory_scale.forecast import attach_planned, list_series, load_shard, train_ensemble
 
     series = list_series(cfg.data.root, cutoff, opts).join(keys, on=KEYS, how="semi")
     h = fit_horizon(ahead, cfg.data.horizon, series[S.N_PERIODS].to_numpy())
@@ -174,20 +181,39 @@ def _lstm(
         )  # fmt: skip
     fcfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, horizon=h))
     shards = assign_shards(series, cfg.ray.shard_size, cfg.ray.group_by)
-    frames, arrays = [], []
+    out = []
     for part in shards.partition_by(S.SHARD, maintain_order=True):
         sid = int(part[S.SHARD][0])
         data = attach_planned(load_shard(cfg.data.root, part.select(KEYS), cutoff, opts), fcfg, cutoff, opts)
         with tempfile.TemporaryDirectory(prefix="policy-ckpt-") as tmp:
             module, _, _ = train_ensemble(data, fcfg, cutoff=cutoff, shard_id=sid, ckpt_dir=tmp)
-        frame, paths = forecast_shard(module, data, fcfg, cutoff=cutoff, shard_id=sid)
+        out.append((sid, part.select(KEYS), module))
+    return LstmModels(fcfg, ahead, out)
+
+
+def _lstm_at(
+    models: LstmModels, origin: dt.date, keys: pl.DataFrame, opts: io.StorageOptions | None
+) -> Forecast:
+    """LSTM paths ``models.ahead`` periods past ``origin``, conditioned on the sales up to it."""
+    from inventory_scale.forecast import attach_planned, forecast_shard, load_shard
+
+    cfg = models.cfg
+    frames, arrays = [], []
+    for sid, part, module in models.shards:
+        data = attach_planned(load_shard(cfg.data.root, part, origin, opts), cfg, origin, opts)
+        frame, paths = forecast_shard(module, data, cfg, cutoff=origin, shard_id=sid)
         frames.append(frame.select(KEYS).unique(maintain_order=True))
         arrays.append(paths)
     idx = _align(pl.concat(frames), keys)
     paths = np.concatenate(arrays)[idx].astype(np.float64)
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 17]))
-    paths = extend_paths(paths, ahead, cfg.data.season_length, rng)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, origin.toordinal(), 17]))
+    paths = extend_paths(paths, models.ahead, cfg.data.season_length, rng)
     return Forecast(paths, paths.mean(axis=1), np.zeros(keys.height))
+
+
+def forecast_origins(horizon: int, every: int | None) -> list[int]:
+    """Episode days a forecast is made at: 0, then every ``every`` periods before ``horizon``."""
+    return list(range(0, horizon, every)) if every else [0]
 
 
 def _oracle(cfg: Config, truth: pl.DataFrame, keys: pl.DataFrame, cutoff: dt.date, horizon: int) -> Forecast:
@@ -208,23 +234,32 @@ def _oracle(cfg: Config, truth: pl.DataFrame, keys: pl.DataFrame, cutoff: dt.dat
     return Forecast(oracle_paths(mean, k, cfg.forecast.num_paths, rng), mean, np.zeros(keys.height))
 
 
-def _episode_policies(
-    cfg: Config, names: list[str], fc: dict[str, Forecast], items: Items, limits: Limits, seed: int
-) -> list[Policy]:
+def _origin_policy(cfg: Config, name: str, f: Forecast, items: Items, limits: Limits, seed: int) -> Policy:
     period = PERIOD_DAYS[cfg.data.freq]
+    if name.endswith("_ss"):
+        return SafetyStockPolicy(
+            name, f.point, f.sigma, items, limits, cfg.policy.baseline_service_level, period
+        )
+    if f.paths is None:
+        raise DataQualityError(f"policy {name} needs sample paths")
+    return PathPolicy(name, f.paths, items, limits, cfg.policy, seed, period)
+
+
+def _episode_policies(
+    cfg: Config,
+    names: list[str],
+    fc: dict[str, list[Forecast]],
+    origins: list[int],
+    items: Items,
+    limits: Limits,
+    seed: int,
+) -> list[Policy]:
+    """One policy per name; forecasters with a forecast per origin give a :class:`Refreshed` one."""
     out: list[Policy] = []
     for name in names:
-        f = fc[forecaster_of(name, cfg.policy)]
-        if name.endswith("_ss"):
-            out.append(
-                SafetyStockPolicy(
-                    name, f.point, f.sigma, items, limits, cfg.policy.baseline_service_level, period
-                )
-            )
-        else:
-            if f.paths is None:
-                raise DataQualityError(f"policy {name} needs sample paths")
-            out.append(PathPolicy(name, f.paths, items, limits, cfg.policy, seed, period))
+        forecasts = fc[forecaster_of(name, cfg.policy)]
+        made = [_origin_policy(cfg, name, f, items, limits, seed) for f in forecasts]
+        out.append(made[0] if len(made) == 1 else Refreshed(name, origins[: len(made)], made))
     return out
 
 
@@ -284,24 +319,26 @@ def run_cutoff(
     lead_times = np.maximum(np.floor(draws / period + 0.5), 1).astype(np.int64)
 
     needed = {forecaster_of(n, cfg.policy) for n in names}
-    fc: dict[str, Forecast] = {}
-    data = (
-        load_shard(root, keys, cutoff, opts)
-        if needed & {"seasonal_naive", "seasonal_ma", "autoets"}
-        else None
-    )
-    for name in sorted(needed):
-        t0 = time.perf_counter()
-        if name == "lstm":
-            fc[name] = _lstm(cfg, ahead, cutoff, keys, opts)
-        elif name == "oracle":
-            fc[name] = _oracle(cfg, tables["truth"], keys, cutoff, ahead)
-        else:
-            fc[name] = _baseline(name, fcfg, data, cutoff, keys)
-        log.info("policy backtest %s: %s forecasts in %.1fs", cutoff, name, time.perf_counter() - t0)
+    origins = forecast_origins(h, cfg.backtest.reforecast_every)
+    fc: dict[str, list[Forecast]] = {name: [] for name in needed}
+    if "oracle" in needed:  # the true distribution: nothing to learn from later sales
+        fc["oracle"].append(_oracle(cfg, tables["truth"], keys, cutoff, ahead))
+    models = _lstm_models(cfg, ahead, cutoff, keys, opts) if "lstm" in needed else None
+    baselines = sorted(needed & {"seasonal_naive", "seasonal_ma", "autoets"})
+    for o in origins:
+        t0, origin = time.perf_counter(), offset_date(cutoff, cfg.data.freq, o)
+        if models is not None:
+            fc["lstm"].append(_lstm_at(models, origin, keys, opts))
+        data = load_shard(root, keys, origin, opts) if baselines else None
+        for name in baselines:
+            fc[name].append(_baseline(name, fcfg, data, origin, keys))
+        log.info(
+            "policy backtest %s: forecasts from %s (episode day %d) in %.1fs",
+            cutoff, origin, o, time.perf_counter() - t0,
+        )  # fmt: skip
     seed = int(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 5]).generate_state(1)[0])
     series_rows, kpi_rows = [], []
-    for policy in _episode_policies(cfg, names, fc, items, limits, seed):
+    for policy in _episode_policies(cfg, names, fc, origins, items, limits, seed):
         t0 = time.perf_counter()
         result = simulate(items, limits, demand, policy, start_on_hand=start_stock, lead_times=lead_times)
         per, long = kpis(result, items, limits, keys)

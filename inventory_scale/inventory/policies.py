@@ -13,13 +13,20 @@ it, and then decides on every review day of the episode from what it sees (on ha
   rounded up, MOQ respected, orders scaled down pro rata when budget or capacity would be broken.
   Driven by seasonal naive, seasonal moving average or (``bench`` extra) statsforecast AutoETS.
 
+With ``backtest.reforecast_every`` set, a :class:`Refreshed` policy holds one such policy per
+forecast origin of the episode (the cutoff, then every ``reforecast_every`` periods) and lets the
+latest origin on or before the review day decide, as a nightly job re-forecasting from the sales
+recorded so far would.
+
 Policy names (``backtest.policies``) are in :data:`POLICY_NAMES`; :func:`forecaster_of` says which
 forecast each needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +38,7 @@ from inventory_scale.errors import ConfigError
 from inventory_scale.inventory.demand import cumulative, cumulative_at, protection_demand, sample_lead_times
 from inventory_scale.inventory.items import Items, Limits, sell_by_days
 from inventory_scale.inventory.plan import free_capacity, plan_orders
-from inventory_scale.inventory.simulate import SimState
+from inventory_scale.inventory.simulate import Policy, SimState
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +215,35 @@ class SafetyStockPolicy:
                 scaled = np.floor(q[rows] * f / it.case_pack[rows] + 1e-9) * it.case_pack[rows]
                 q[rows] = np.where(scaled < moq[rows] - 1e-9, 0.0, scaled)
         return q
+
+
+@dataclass
+class Refreshed:
+    """One policy per forecast origin; the latest origin on or before the review day decides.
+
+    Attributes:
+        name: policy name.
+        origins: episode days the forecasts were made at (ascending, the first 0): the policy of
+            origin ``o`` was built from data up to the cutoff + ``o`` periods, so its day 0 is
+            episode day ``o``.
+        policies: one policy per origin, the same order.
+    """
+
+    name: str
+    origins: Sequence[int]
+    policies: Sequence[Policy]
+
+    def __post_init__(self) -> None:
+        o = list(self.origins)
+        if not o or o[0] != 0 or np.any(np.diff(o) <= 0):
+            raise ConfigError(f"forecast origins must start at 0 and ascend, got {o}")
+        if len(o) != len(self.policies):
+            raise ConfigError(f"{len(o)} forecast origins for {len(self.policies)} policies")
+
+    def decide(self, state: SimState) -> F64:
+        k = int(np.searchsorted(np.asarray(self.origins), state.day, side="right")) - 1
+        origin = int(self.origins[k])
+        return self.policies[k].decide(dataclasses.replace(state, day=state.day - origin))
 
 
 def residual_sigma(residuals: F64, valid: npt.NDArray[np.bool_]) -> F64:
