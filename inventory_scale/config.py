@@ -336,6 +336,7 @@ class PolicyConfig:
     service_level: float | None = None
     overage: str = "carryover"
     carryover_days: float | None = None
+    ended_after_days: int | None = 28
     goodwill: float | None = None
     holding_cost_rate: float | None = None
     baseline_service_level: float = 0.95
@@ -359,6 +360,8 @@ class PolicyConfig:
         )
         days = self.carryover_days
         _require(days is None or days > 0, "policy.carryover_days", "must be > 0 or null", days)
+        ended = self.ended_after_days
+        _require(ended is None or ended > 0, "policy.ended_after_days", "must be > 0 or null", ended)
         _require(
             self.overage in ("carryover", "salvage"),
             "policy.overage",

@@ -116,3 +116,33 @@ def test_product_without_cost_names_file_column_and_keys(tiny_data: Path, tmp_pa
         run_optimize(cfg)
     msg = str(err.value)
     assert "products" in msg and S.UNIT_COST in msg and bad in msg, msg
+
+
+def test_ended_series_order_nothing(tiny_data: Path, tmp_path: Path) -> None:
+    # forecasts made while every series ran; then two series' sales rows stop 40 days before the
+    # cutoff (delisted): with policy.ended_after_days=28 they order nothing and say why
+    root = copy_data(tiny_data, tmp_path / "data")
+    cfg = _config(root, tmp_path / "run")
+    cutoff = _forecast(cfg, keep_paths=True)
+    plain = _config(root, tmp_path / "plain", "policy.ended_after_days=null")
+    _forecast(plain, keep_paths=True)
+    probe = _config(root, tmp_path / "probe", "policy.ended_after_days=null")
+    _forecast(probe, keep_paths=True)
+    run_optimize(probe)  # the two largest orders while every series runs
+    busy = io.read_table(probe.run.dir, S.PLANS).sort(S.ORDER_QTY)[-2:]
+    sales = io.read_table(str(root), S.SALES)
+    stop = cutoff - dt.timedelta(days=40)
+    gone = busy.select(S.SKU_ID, S.WAREHOUSE_ID)
+    kept = sales.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="anti")
+    cut = sales.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi").filter(pl.col(S.DATE) <= stop)
+    io.write_table(pl.concat([kept, cut]), str(root), S.SALES)
+    run_optimize(cfg)
+    run_optimize(plain)
+    with_rule = io.read_table(cfg.run.dir, S.PLANS).join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+    without = io.read_table(plain.run.dir, S.PLANS).join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+    assert with_rule.height == 2 and without.height == 2
+    assert (without[S.ORDER_QTY] > 0).all()  # the forecast still says they sell
+    assert (with_rule[S.ORDER_QTY] == 0).all()
+    assert with_rule[S.REASON].str.starts_with(f"ended: no sales row since {stop}").all()
+    others = io.read_table(cfg.run.dir, S.PLANS).join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="anti")
+    assert not others[S.REASON].str.starts_with("ended").any()

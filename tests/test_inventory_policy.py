@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
-from conftest import TINY
+from conftest import TINY, copy_data
 
 from inventory_scale import schema as S
 from inventory_scale.cli import EXIT_USAGE, main
+from inventory_scale.data import io
+from inventory_scale.data.listing import ended_series
 from inventory_scale.evaluation.policy_backtest import extend_paths, fit_horizon, paired_summary
 
 POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle"]
@@ -140,3 +143,33 @@ def test_reforecast_within_the_episode(
     for name in ("newsvendor", "seasonal_naive_ss"):  # later forecasts changed some orders
         a, b = (w.filter(pl.col(S.POLICY) == name) for w in (once, again))
         assert not np.allclose(a[S.PURCHASE_COST], b[S.PURCHASE_COST]), name
+
+
+def test_ended_series_are_left_out_for_every_policy(tiny_data: Path, tmp_path: Path) -> None:
+    root = copy_data(tiny_data, tmp_path / "data")
+    sales = io.read_table(str(root), S.SALES)
+    cutoff = sales[S.DATE].max() - dt.timedelta(days=7)  # the one cutoff of a 7-day episode
+    gone = sales.select(S.SKU_ID, S.WAREHOUSE_ID).unique().sort(S.SKU_ID, S.WAREHOUSE_ID)[:1]
+    stop = cutoff - dt.timedelta(days=40)
+    cut = sales.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi").filter(pl.col(S.DATE) <= stop)
+    io.write_table(
+        pl.concat([sales.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="anti"), cut]), str(root), S.SALES
+    )
+    ended = ended_series(str(root), cutoff, 28)
+    assert ended.select(S.SKU_ID, S.WAREHOUSE_ID).equals(gone) and ended["last_date"].to_list() == [stop]
+    assert ended_series(str(root), cutoff, 41).is_empty() and ended_series(str(root), cutoff, None).is_empty()
+    other = [w for w in sales[S.WAREHOUSE_ID].unique().to_list() if w != gone[S.WAREHOUSE_ID][0]]
+    assert ended_series(str(root), cutoff, 28, warehouses=other).is_empty()
+    policies = ["seasonal_naive_ss", "oracle"]
+    base = [
+        *TINY, f"data.root={root}", "ray=inprocess", "backtest.cutoffs=1",
+        "backtest.models=[seasonal_naive]", f"backtest.policies=[{','.join(policies)}]",
+    ]  # fmt: skip
+    for days, present in (("28", False), ("null", True)):
+        run = tmp_path / f"run-{days}"
+        assert main(["backtest", *base, f"run.dir={run}", f"policy.ended_after_days={days}"]) == 0
+        series = io.read_table(str(run / "backtest"), S.POLICY_SERIES)
+        assert sorted(series[S.POLICY].unique()) == sorted(policies)
+        hit = series.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
+        assert hit.height == (2 if present else 0)
+        assert series[S.CUTOFF].unique().to_list() == [cutoff]

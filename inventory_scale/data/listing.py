@@ -3,6 +3,8 @@
 - :func:`list_series`: every series with sales up to a cutoff, with its category and history length
   (what ``train`` shards);
 - :func:`last_sales_date`: the default forecast origin;
+- :func:`ended_series`: series whose sales rows stopped well before a cutoff (delisted), which
+  planning leaves out (``policy.ended_after_days``);
 - :func:`cold_series`: products launched after the cutoff with no sales yet, in the warehouses that
   will stock them (what ``forecast`` adds as cold-start series, ``forecast_cold.py``).
 """
@@ -40,6 +42,30 @@ def last_sales_date(root: str, opts: io.StorageOptions | None = None) -> dt.date
     if value is None:
         raise DataQualityError(f"{io.join(root, S.SALES.name)}: the sales table is empty")
     return value
+
+
+def ended_series(
+    root: str,
+    cutoff: dt.date,
+    after_days: int | None,
+    opts: io.StorageOptions | None = None,
+    warehouses: list[str] | None = None,
+) -> pl.DataFrame:
+    """``sku_id, warehouse_id, last_date`` of the series that ended ``after_days`` days before ``cutoff``.
+
+    A running series has a sales row every period (``validate`` refuses gaps inside a series), so
+    one whose last row on or before the cutoff is more than ``after_days`` days old was delisted or
+    discontinued: its history still trains the model, but nobody should reorder it. ``None``
+    ends nothing. ``warehouses`` limits the scan.
+    """
+    keys = [S.SKU_ID, S.WAREHOUSE_ID]
+    if after_days is None:
+        return pl.DataFrame(schema={S.SKU_ID: pl.String, S.WAREHOUSE_ID: pl.String, "last_date": pl.Date})
+    sales = io.scan_table(root, S.SALES, opts).filter(pl.col(S.DATE) <= cutoff)
+    if warehouses is not None:
+        sales = sales.filter(pl.col(S.WAREHOUSE_ID).is_in(warehouses))
+    last = sales.group_by(keys).agg(pl.col(S.DATE).max().alias("last_date")).collect()
+    return last.filter(pl.col("last_date") < cutoff - dt.timedelta(days=after_days)).sort(keys)
 
 
 def launch_offsets(launch: pl.Series, cutoff: dt.date, freq: str, horizon: int) -> np.ndarray:

@@ -9,6 +9,8 @@ At each cutoff, for every series with sales up to it:
   ``backtest.reforecast_every`` = k, again from the sales recorded up to episode days k, 2k, ...
   (the LSTM keeps the weights trained at the cutoff; baselines refit), and a review uses the latest
   forecast made on or before its day (:func:`forecast_origins`, :class:`~.policies.Refreshed`);
+- **the series** are those with sales up to the cutoff, less those that ended
+  (:func:`~.data.listing.ended_series`, ``policy.ended_after_days``): every policy leaves them out;
 - **the episode** is the ``data.horizon`` periods after the cutoff: realised demand is the
   synthetic ``truth.demand`` when the dataset has it (sales censored by stockouts are not demand),
   else ``units_sold``;
@@ -43,6 +45,7 @@ from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
+from inventory_scale.data.listing import ended_series
 from inventory_scale.errors import DataQualityError
 from inventory_scale.inventory.demand import PERIOD_DAYS
 from inventory_scale.inventory.items import Items, Limits, items_from_frames
@@ -277,6 +280,13 @@ def run_cutoff(
     keys = list_series(root, cutoff, opts).select(KEYS).sort(S.WAREHOUSE_ID, S.SKU_ID)
     if keys.is_empty():
         raise DataQualityError(f"{io.join(root, S.SALES.name)}: no sales on or before cutoff {cutoff}")
+    ended = ended_series(root, cutoff, cfg.policy.ended_after_days, opts)
+    if ended.height:  # delisted before the cutoff: no policy reorders them
+        log.info(
+            "policy backtest %s: %d ended series left out (no sales row in the %d days before the cutoff)",
+            cutoff, ended.height, cfg.policy.ended_after_days,
+        )  # fmt: skip
+        keys = keys.join(ended, on=KEYS, how="anti")
     items, limits = items_from_frames(
         keys,
         tables["products"],

@@ -12,6 +12,9 @@ reads only its warehouses' partitions, plans each warehouse, and writes its rows
 staging folder keyed by the config hash; a rerun skips groups whose rows exist. When every task
 is done the rows are committed to ``plans/`` in one atomic move and the staging folder removed.
 
+A series that ended before the cutoff (no sales row in its last ``policy.ended_after_days`` days:
+delisted) is planned with zero demand, so it orders nothing, and its reason says so.
+
 Without kept paths the sample paths are rebuilt from the frame's protection-interval quantiles
 (``demand.paths_from_quantiles``, logged as a warning): run the forecast with
 ``forecast.keep_paths=true`` for the exact distribution.
@@ -32,6 +35,7 @@ import polars as pl
 from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
+from inventory_scale.data.listing import ended_series
 from inventory_scale.errors import DataQualityError, SchemaError, format_keys
 from inventory_scale.inventory.demand import (
     PERIOD_DAYS,
@@ -137,6 +141,8 @@ def plan_warehouse(shared: OptimizeShared, wh: str, tables: dict[str, pl.DataFra
     paths = tables.get("paths")
     paths = None if paths is None else paths.filter(pl.col(S.WAREHOUSE_ID) == wh)
     arr = _paths(cfg, fc, keys, paths, wh)
+    ended = keys.join(tables["ended"], on=[S.SKU_ID, S.WAREHOUSE_ID], how="left")["last_date"]
+    arr = np.where(ended.is_not_null().to_numpy()[:, None, None], 0.0, arr)  # delisted: no demand, no order
     inv = inventory_position(
         tables["inventory"].filter(pl.col(S.WAREHOUSE_ID) == wh), tables["inbound"], shared.cutoff
     )
@@ -178,7 +184,13 @@ def plan_warehouse(shared: OptimizeShared, wh: str, tables: dict[str, pl.DataFra
         alloc.solver,
         alloc.seconds,
     )
-    return plan_rows(keys, shared.cutoff, problem, alloc, demand, items, cfg.policy)
+    rows = plan_rows(keys, shared.cutoff, problem, alloc, demand, items, cfg.policy)
+    return rows.with_columns(
+        pl.when(ended.is_not_null())
+        .then(pl.format("ended: no sales row since {} (policy.ended_after_days), nothing ordered", ended))
+        .otherwise(pl.col(S.REASON))
+        .alias(S.REASON)
+    )
 
 
 def _read(root: str, spec: S.TableSpec, whs: list[str], opts: io.StorageOptions | None) -> pl.DataFrame:
@@ -205,6 +217,7 @@ def optimize_task(group: OptimizeGroup, shared: OptimizeShared) -> dict[str, Any
         "inventory": _read(cfg.data.root, S.INVENTORY, whs, opts),
         "inbound": _read(cfg.data.root, S.INBOUND, whs, opts),
         "warehouses": _read(cfg.data.root, S.WAREHOUSES, whs, opts),
+        "ended": ended_series(cfg.data.root, shared.cutoff, cfg.policy.ended_after_days, opts, whs),
     }
     skus = tables["forecasts"][S.SKU_ID].unique().to_list()
     tables["products"] = io.read_table(
