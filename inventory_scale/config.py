@@ -157,6 +157,7 @@ class ModelConfig:
     text_dim: int = 16
     lags: list[int] | None = None
     last_year: bool = True
+    subcategory: bool = False
     last_year_min_years: float = 1.0
     named_events: bool = False
     ensemble: int = 1

@@ -154,6 +154,7 @@ def pack(
         last_year=cfg.model.last_year if last_year is None else last_year,
         planned=data.planned,
         events=(event_names(data.calendar) if cfg.model.named_events else ()) if events is None else events,
+        subcategory=cfg.model.subcategory,
     )
     if cfg.model.text_features if text is None else text:
         from inventory_scale.text.features import static_real

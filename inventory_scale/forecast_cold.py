@@ -103,7 +103,9 @@ def pack_launch(
     )
     keys = list(S.SERIES_KEY)
     frame = frame.filter(pl.int_range(pl.len()).over(keys) < horizon)
-    series = frame.group_by(keys, maintain_order=True).agg(pl.col(S.CATEGORY).first())
+    series = frame.group_by(keys, maintain_order=True).agg(
+        pl.col(S.CATEGORY).first(), pl.col(S.SUBCATEGORY).first()
+    )
     n = series.height
     names = (*time_features(freq), *named_event_features(events))
     packed = PackedShard(

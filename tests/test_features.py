@@ -70,6 +70,7 @@ def test_daily_grid_targets_prices_and_flags(daily: pl.DataFrame) -> None:
         S.SKU_ID,
         S.WAREHOUSE_ID,
         S.CATEGORY,
+        S.SUBCATEGORY,
         S.DATE,
         S.UNITS_SOLD,
         S.OBSERVED,

@@ -189,3 +189,26 @@ def test_named_event_features_travel_in_the_checkpoint(run: tuple[Config, list[s
         cold, data, plain, cutoff, vocab, False, module_uses_last_year(module), events=events
     )
     assert list(packed.feature_names) == names and packed.time_feat.shape[1] == base + 2 * len(events)
+
+
+def test_subcategory_embedding_travels_in_the_checkpoint(
+    run: tuple[Config, list[str]], tmp_path: Path
+) -> None:
+    from inventory_scale.forecast import forecast_shard, train_shard
+    from inventory_scale.models.module import load_forecaster
+
+    _, args = run
+    cutoff = dt.date(2024, 5, 1)
+    cfg = load_config([*args, "model.subcategory=true"])
+    data = load_shard(cfg.data.root, list_series(cfg.data.root, cutoff).head(6), cutoff)
+    module, ckpt, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path))
+    vocab = (module.scaler_state or {})["vocab"]
+    subs = sorted(data.products.join(data.series, on=S.SKU_ID, how="semi")[S.SUBCATEGORY].unique().to_list())
+    assert vocab[S.SUBCATEGORY] == ["<unknown>", *subs]
+    assert module.net.config.cardinalities[-1] == len(subs) + 1 and len(module.net.config.cardinalities) == 4
+    frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=0)
+    # the forecast config need not say it: the checkpoint's vocabulary does
+    plain = load_config(args)
+    again, paths_again = forecast_shard(load_forecaster(ckpt), data, plain, cutoff=cutoff, shard_id=0)
+    np.testing.assert_array_equal(paths, paths_again)
+    assert frame.equals(again)

@@ -249,6 +249,34 @@ def test_forecast_time_vocab_maps_unseen_to_zero(sales: pl.DataFrame, packed: Pa
     assert later.static_cat.tolist() == [[0, 1, 1], [2, 0, 2]]  # unseen "garden", unseen W7; SKUs known
 
 
+def test_subcategory_is_a_fourth_static_column(sales: pl.DataFrame, packed: PackedShard) -> None:
+    products = PRODUCTS.with_columns(pl.Series(S.SUBCATEGORY, ["snacks", None]))
+    sub = pack_shard(
+        sales, products, WAREHOUSES, CALENDAR, freq="1d", cutoff=CUTOFF, horizon=H, subcategory=True
+    )
+    assert list(sub.vocab) == [S.CATEGORY, S.WAREHOUSE_ID, S.SKU_ID, S.SUBCATEGORY]
+    assert sub.vocab[S.SUBCATEGORY] == [UNKNOWN, "snacks"]
+    assert sub.static_cat.tolist() == [[1, 1, 1, 1], [2, 1, 2, 0]]  # B's subcategory is null: unknown
+    np.testing.assert_array_equal(sub.static_cat[:, :3], packed.static_cat)
+    dm = ShardDataModule(sub, ModelConfig(batch_size=2), context_length=L, steps_per_epoch=1, seed=0)
+    assert dm.cardinalities == [3, 2, 3, 2]
+    # a vocabulary decides by itself: one without the column (an older checkpoint) packs three
+    old = pack_shard(
+        sales, products, WAREHOUSES, CALENDAR, freq="1d", cutoff=CUTOFF, horizon=H, vocab=packed.vocab
+    )
+    assert old.static_cat.shape == (2, 3)
+    later = pack_shard(
+        sales,
+        products.with_columns(pl.Series(S.SUBCATEGORY, ["sweets", "snacks"])),
+        WAREHOUSES, CALENDAR, freq="1d", cutoff=CUTOFF, horizon=H, vocab=sub.vocab,
+    )  # fmt: skip
+    assert later.static_cat[:, 3].tolist() == [0, 1]  # unseen "sweets" -> unknown
+    plain = pack_shard(
+        sales, PRODUCTS, WAREHOUSES, CALENDAR, freq="1d", cutoff=CUTOFF, horizon=H, subcategory=True
+    )
+    assert plain.vocab[S.SUBCATEGORY] == [UNKNOWN]  # products without the column: all unknown
+
+
 def draw_counts(sampling: str) -> np.ndarray:
     """Window draws per series for a high-volume (mean 100) and a low-volume (mean 1) series."""
     rows = [("HI", "W1", day(k), 100.0, 1.0, False, True) for k in range(1, 31)]

@@ -77,6 +77,9 @@ that named event in the warehouse's region, capped and scaled like ``days_to_eve
 
 UNKNOWN = "<unknown>"
 STATIC_FEATURES: tuple[str, ...] = (S.CATEGORY, S.WAREHOUSE_ID, S.SKU_ID)
+OPTIONAL_STATIC: tuple[str, ...] = (S.SUBCATEGORY,)
+"""Static columns a vocabulary may add after :data:`STATIC_FEATURES` (``model.subcategory``); a
+checkpoint's vocabulary says which it was trained with."""
 """Static columns (the C axis of ``static_cat``) and the keys of a vocabulary. The SKU index lets
 one global model learn an item's shape across warehouses; SKUs unseen in training map to 0
 (unknown), which training also visits through static dropout (``DeepARNet``)."""
@@ -241,7 +244,8 @@ def build_features(
     Args:
         sales: ``S.SALES`` rows (sku_id, warehouse_id, date, units_sold, price, on_promotion,
             in_stock); rows after ``end`` are ignored.
-        products: ``S.PRODUCTS`` rows; only ``sku_id, category`` are read (unknown sku: null).
+        products: ``S.PRODUCTS`` rows; only ``sku_id, category`` and (when present)
+            ``subcategory`` are read (unknown sku: null).
         warehouses: ``S.WAREHOUSES`` rows; only ``warehouse_id, region`` are read.
         calendar: ``S.CALENDAR`` rows (date, region, event_name, is_holiday, snap).
         freq: ``"1d"``, ``"1w"`` or ``"1mo"``.
@@ -253,10 +257,10 @@ def build_features(
             (:func:`named_event_features`; 1.0 where the region's calendar has none near).
 
     Returns:
-        Frame sorted by (sku_id, warehouse_id, date) with columns ``sku_id, warehouse_id, category
-        (String, null when unknown), date, units_sold (Float32, 0 without a row), observed (Float32:
-        1 = a sales row exists and in_stock), price (Float32, carried forward then backward)`` and
-        the :func:`time_features` columns (Float32).
+        Frame sorted by (sku_id, warehouse_id, date) with columns ``sku_id, warehouse_id, category,
+        subcategory (String, null when unknown), date, units_sold (Float32, 0 without a row),
+        observed (Float32: 1 = a sales row exists and in_stock), price (Float32, carried forward
+        then backward)`` and the :func:`time_features` columns (Float32).
 
     Raises:
         SchemaError: an input lacks a column it needs (names the table and columns).
@@ -301,7 +305,15 @@ def build_features(
         )
     frame = (
         frame.join(
-            products.select(S.SKU_ID, S.CATEGORY).unique(S.SKU_ID, keep="first"), on=S.SKU_ID, how="left"
+            products.select(
+                S.SKU_ID,
+                S.CATEGORY,
+                (
+                    pl.col(S.SUBCATEGORY) if S.SUBCATEGORY in products.columns else pl.lit(None, pl.String)
+                ).alias(S.SUBCATEGORY),
+            ).unique(S.SKU_ID, keep="first"),
+            on=S.SKU_ID,
+            how="left",
         )
         .join(cal, on=[S.REGION, S.DATE], how="left")
         .sort(_SID, S.DATE)
@@ -327,6 +339,7 @@ def build_features(
     out = frame.select(
         *keys,
         S.CATEGORY,
+        S.SUBCATEGORY,
         S.DATE,
         pl.col(S.UNITS_SOLD).fill_null(0.0).cast(pl.Float32),
         observed.fill_null(False).cast(pl.Float32).alias(S.OBSERVED),
@@ -338,9 +351,20 @@ def build_features(
     return out
 
 
-def build_vocab(series: pl.DataFrame) -> dict[str, list[str]]:
-    """Sorted vocabularies of :data:`STATIC_FEATURES` from ``series``, ``"<unknown>"`` first."""
-    return {c: [UNKNOWN, *sorted(series[c].drop_nulls().unique().to_list())] for c in STATIC_FEATURES}
+def static_columns(vocab: dict[str, list[str]]) -> tuple[str, ...]:
+    """The static columns of ``vocab``, in ``static_cat`` order: :data:`STATIC_FEATURES`, then any
+    of :data:`OPTIONAL_STATIC` it holds."""
+    return (*STATIC_FEATURES, *(c for c in OPTIONAL_STATIC if c in vocab))
+
+
+def build_vocab(series: pl.DataFrame, extra: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Sorted vocabularies of :data:`STATIC_FEATURES` (plus ``extra`` of :data:`OPTIONAL_STATIC`)
+    from ``series``, ``"<unknown>"`` first."""
+    unknown = [c for c in extra if c not in OPTIONAL_STATIC]
+    if unknown:
+        raise SchemaError(f"static columns {unknown} are not among {list(OPTIONAL_STATIC)}")
+    columns = (*STATIC_FEATURES, *(c for c in OPTIONAL_STATIC if c in extra))
+    return {c: [UNKNOWN, *sorted(series[c].drop_nulls().unique().to_list())] for c in columns}
 
 
 def encode_static(series: pl.DataFrame, vocab: dict[str, list[str]]) -> np.ndarray:
@@ -354,6 +378,6 @@ def encode_static(series: pl.DataFrame, vocab: dict[str, list[str]]) -> np.ndarr
         )
         .to_series()
         .to_numpy()
-        for c in STATIC_FEATURES
+        for c in static_columns(vocab)
     ]
     return np.stack(cols, axis=1).astype(np.int64)

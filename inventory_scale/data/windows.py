@@ -17,7 +17,7 @@ arrays. Every batch is a dict of named tensors (the model's contract)::
     future_time_feat [B, H, F] float32
     future_target    [B, H]    float32   (training / validation only)
     future_observed  [B, H]    float32   (training / validation only)
-    static_cat       [B, C]    int64     [category, warehouse, sku] vocabulary index; 0 = unknown
+    static_cat       [B, C]    int64     [category, warehouse, sku(, subcategory)] index; 0 = unknown
     static_real      [B, R]    float32   product-text covariates (only when the shard has them)
 
 With ``last_year`` on (``model.last_year``), two more covariates close ``time_feat`` in every
@@ -57,6 +57,7 @@ from inventory_scale.data.features import (
     named_event_features,
     offset_date,
     require_columns,
+    static_columns,
     time_features,
 )
 from inventory_scale.errors import ConfigError, DataQualityError
@@ -93,7 +94,7 @@ class PackedShard:
         indptr: ``[N+1]`` int64; series ``i`` is rows ``indptr[i]:indptr[i+1]``.
         start: ``[N]`` datetime64[D] first period of each series.
         cutoff_index: ``[N]`` int64 periods up to and including the cutoff (then ``horizon`` more).
-        static_cat: ``[N, C]`` int64 indices into ``vocab[STATIC_FEATURES[c]]`` (0 = unknown).
+        static_cat: ``[N, C]`` int64 indices into ``vocab[static_columns(vocab)[c]]`` (0 = unknown).
         vocab: ``{"category": [...], "warehouse_id": [...]}``, index 0 = ``"<unknown>"``.
         feature_names: the F axis of a batch's time features.
         freq, cutoff, horizon: ``"1d"``/``"1w"``/``"1mo"``; forecast origin (last target period); H.
@@ -184,6 +185,7 @@ def pack_shard(
     last_year: bool = False,
     planned: pl.DataFrame | None = None,
     events: Sequence[str] = (),
+    subcategory: bool = False,
 ) -> PackedShard:
     """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
 
@@ -201,6 +203,8 @@ def pack_shard(
         planned: planned price / promotion rows (``data/planned.py``); only rows after the cutoff
             are used.
         events: named events whose distances join the time features (``model.named_events``).
+        subcategory: a vocabulary built here (``vocab`` None) adds the product subcategory as a
+            fourth static column (``model.subcategory``); a given ``vocab`` decides by itself.
 
     Raises:
         DataQualityError: no sales row on or before the cutoff.
@@ -231,11 +235,12 @@ def pack_shard(
     frame = frame.filter((future.cum_sum().over(keys) <= horizon) | (future == 0))
     series = frame.group_by(keys, maintain_order=True).agg(
         pl.col(S.CATEGORY).first(),
+        pl.col(S.SUBCATEGORY).first(),
         pl.col(S.DATE).first().alias("_start"),
         pl.len().cast(pl.Int64).alias("_n"),
         (1 - future).sum().cast(pl.Int64).alias("_past"),
     )
-    vocab = build_vocab(series) if vocab is None else vocab
+    vocab = build_vocab(series, (S.SUBCATEGORY,) if subcategory else ()) if vocab is None else vocab
     lengths = series["_n"].to_numpy()
     values = frame[S.UNITS_SOLD].to_numpy().astype(np.float32)
     observed = frame[S.OBSERVED].to_numpy().astype(np.float32)
@@ -516,7 +521,7 @@ class ShardDataModule(lightning.LightningDataModule):
     @property
     def cardinalities(self) -> list[int]:
         """Vocabulary sizes of the static columns (incl. index 0 = unknown), in C order."""
-        return [len(self.packed.vocab[c]) for c in STATIC_FEATURES]
+        return [len(self.packed.vocab[c]) for c in static_columns(self.packed.vocab)]
 
     def train_dataloader(self) -> DataLoader[Batch]:
         """Sampled training windows, one batch dict per step."""
