@@ -158,6 +158,7 @@ class ModelConfig:
     lags: list[int] | None = None
     last_year: bool = True
     subcategory: bool = False
+    last_year_group: bool = False
     last_year_min_years: float = 1.0
     named_events: bool = False
     ensemble: int = 1

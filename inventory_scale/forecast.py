@@ -36,6 +36,7 @@ from inventory_scale.data.features import event_names, events_of, offset_date
 from inventory_scale.data.listing import last_sales_date, list_series
 from inventory_scale.data.planned import read_planned
 from inventory_scale.data.windows import (
+    GROUP_LAST_YEAR_FEATURES,
     LAST_YEAR_FEATURES,
     PackedShard,
     ShardDataModule,
@@ -132,11 +133,13 @@ def pack(
     text: bool | None = None,
     last_year: bool | None = None,
     events: Sequence[str] | None = None,
+    last_year_group: bool | None = None,
 ) -> PackedShard:
     """CSR-pack a shard for training or inference (horizon covariates past the cutoff).
 
     ``text`` (default ``model.text_features``) adds the product-text covariates ``static_real``;
-    ``last_year`` (default ``model.last_year``) the last-year demand covariates; ``events`` (default:
+    ``last_year`` (default ``model.last_year``) the last-year demand covariates, ``last_year_group``
+    (default ``model.last_year_group``) their group means; ``events`` (default:
     every event of the shard's calendar with ``model.named_events``, else none) the per-event
     distances.
     """
@@ -155,6 +158,7 @@ def pack(
         planned=data.planned,
         events=(event_names(data.calendar) if cfg.model.named_events else ()) if events is None else events,
         subcategory=cfg.model.subcategory,
+        last_year_group=cfg.model.last_year_group if last_year_group is None else last_year_group,
     )
     if cfg.model.text_features if text is None else text:
         from inventory_scale.text.features import static_real
@@ -176,6 +180,11 @@ def module_events(module: Forecaster) -> tuple[str, ...]:
 def module_uses_last_year(module: Forecaster) -> bool:
     """Whether a trained module reads the last-year covariates (named in its feature names)."""
     return LAST_YEAR_FEATURES[0] in (module.scaler_state or {}).get("feature_names", [])
+
+
+def module_uses_group(module: Forecaster) -> bool:
+    """Whether a trained module reads the group last-year covariates (``model.last_year_group``)."""
+    return GROUP_LAST_YEAR_FEATURES[0] in (module.scaler_state or {}).get("feature_names", [])
 
 
 def training_pack(data: ShardData, cfg: Config, cutoff: dt.date, shard_id: int) -> PackedShard:
@@ -344,6 +353,7 @@ def forecast_shard(
         text=module_uses_text(module),
         last_year=module_uses_last_year(module),
         events=module_events(module),
+        last_year_group=module_uses_group(module),
     )
     batch = inference_batch(packed, cfg.data.context_length)
     device = module.device

@@ -32,11 +32,17 @@ from inventory_scale.data.features import (
     time_features,
 )
 from inventory_scale.data.listing import OFFSET
-from inventory_scale.data.windows import LAST_YEAR_FEATURES, PackedShard, inference_batch
+from inventory_scale.data.windows import (
+    GROUP_LAST_YEAR_FEATURES,
+    LAST_YEAR_FEATURES,
+    PackedShard,
+    inference_batch,
+)
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.forecast import (
     ShardData,
     module_events,
+    module_uses_group,
     module_uses_last_year,
     module_uses_text,
     sample_chunked,
@@ -74,10 +80,12 @@ def pack_launch(
     text: bool,
     last_year: bool = False,
     events: Sequence[str] = (),
+    last_year_group: bool = False,
 ) -> PackedShard:
     """H periods per cold series from its (aligned) launch: covariates only, no observed target.
 
-    ``last_year`` (the module reads those covariates): all zero, a new SKU has no last year.
+    ``last_year`` (the module reads those covariates): all zero, a new SKU has no last year
+    (``last_year_group``: its group's columns are zero too, read as "no reference").
     ``events``: the named events whose distances the module reads.
     """
     freq, horizon = cfg.data.freq, cfg.data.horizon
@@ -118,11 +126,15 @@ def pack_launch(
         cutoff_index=np.zeros(n, dtype=np.int64),
         static_cat=encode_static(series, vocab),
         vocab=vocab,
-        feature_names=(*names, *LAST_YEAR_FEATURES) if last_year else names,
+        feature_names=(*names, *LAST_YEAR_FEATURES, *(GROUP_LAST_YEAR_FEATURES if last_year_group else ()))
+        if last_year
+        else names,
         freq=freq,
         cutoff=cutoff,
         horizon=horizon,
-        last_year=np.zeros((n * horizon, 2), dtype=np.float32) if last_year else None,
+        last_year=np.zeros((n * horizon, 4 if last_year_group else 2), dtype=np.float32)
+        if last_year
+        else None,
     )
     if text:
         from inventory_scale.text.features import static_real
@@ -139,7 +151,16 @@ def launch_paths(
 
     vocab = (module.scaler_state or {})["vocab"]
     uses = module_uses_text(module), module_uses_last_year(module)
-    packed = pack_launch(cold, data, cfg, cutoff, vocab, *uses, events=module_events(module))
+    packed = pack_launch(
+        cold,
+        data,
+        cfg,
+        cutoff,
+        vocab,
+        *uses,
+        events=module_events(module),
+        last_year_group=module_uses_group(module),
+    )
     batch = {k: v.to(module.device) for k, v in inference_batch(packed, cfg.data.context_length).items()}
     gen = torch.Generator(device=module.device).manual_seed(shard_seed(cfg.seed, shard_id) + 7919)
     with torch.no_grad():

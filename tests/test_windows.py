@@ -16,6 +16,7 @@ from inventory_scale.config import ModelConfig
 from inventory_scale.data.features import UNKNOWN, time_features
 from inventory_scale.data.windows import (
     BATCH_KEYS,
+    GROUP_LAST_YEAR_FEATURES,
     INFERENCE_KEYS,
     LAST_YEAR_FEATURES,
     PackedShard,
@@ -23,6 +24,7 @@ from inventory_scale.data.windows import (
     TrainWindows,
     WindowSampler,
     gather_windows,
+    group_last_year_reference,
     inference_batch,
     last_year_learnable,
     last_year_reference,
@@ -204,6 +206,39 @@ def test_last_year_reference_daily_by_hand() -> None:
         last_year_reference(values, observed, np.array([0, 410]), "1h")
 
 
+def test_group_last_year_reference_by_hand() -> None:
+    # A, B (one group) and C (another) over the same 3 dates; B starts a day later
+    a = [[4, 1], [6, 1], [0, 0]]  # A: 2024-01-01 .. 03, no reference on the 3rd
+    b = [[8, 1], [2, 1]]  # B: 2024-01-02 .. 03
+    c = [[100, 1], [0, 0], [50, 1]]  # C: 2024-01-01 .. 03
+    own = np.array([*a, *b, *c], dtype=np.float32)
+    start = np.array(["2024-01-01", "2024-01-02", "2024-01-01"], dtype="datetime64[D]")
+    ref = group_last_year_reference(own, np.array([0, 3, 5, 8]), start, np.array([0, 0, 1]), "1d")
+    assert ref.shape == (8, 2)
+    np.testing.assert_allclose(ref[:3], [[4, 1], [7, 1], [2, 1]])  # Jan 2: (6 + 8) / 2; Jan 3: B alone
+    np.testing.assert_allclose(ref[3:5], [[7, 1], [2, 1]])  # B reads the same group means
+    np.testing.assert_allclose(ref[5:], [[100, 1], [0, 0], [50, 1]])  # C's group is C
+    weekly = group_last_year_reference(
+        own[:5], np.array([0, 3, 5]), np.array(["2024-01-01", "2024-01-08"], dtype="datetime64[D]"),
+        np.array([0, 0]), "1w",
+    )  # fmt: skip
+    np.testing.assert_allclose(weekly[:, 0], [4, 7, 2, 7, 2])  # B's weeks are A's 2nd and 3rd
+
+
+def test_group_last_year_covariates_in_windows(sales: pl.DataFrame) -> None:
+    products = PRODUCTS.with_columns(pl.Series(S.SUBCATEGORY, ["x", "x"]), pl.lit("food").alias(S.CATEGORY))
+    args = (sales, products, WAREHOUSES, CALENDAR)
+    grp = pack_shard(*args, freq="1d", cutoff=CUTOFF, horizon=H, last_year=True, last_year_group=True)
+    own = pack_shard(*args, freq="1d", cutoff=CUTOFF, horizon=H, last_year=True)
+    assert grp.feature_names == (*own.feature_names, *GROUP_LAST_YEAR_FEATURES)
+    assert grp.last_year is not None and own.last_year is not None and grp.last_year.shape == (18, 4)
+    np.testing.assert_array_equal(grp.last_year[:, :2], own.last_year)
+    # nine days of history have no last year: the group columns are zero, like the own ones
+    assert not grp.last_year[:, 2:].any()
+    dropped = without_last_year(grp)
+    assert dropped.feature_names == without_last_year(own).feature_names and dropped.last_year is None
+
+
 def test_last_year_covariates_in_windows_monthly() -> None:
     months = [D(2023 + (m // 12), m % 12 + 1, 1) for m in range(16)]  # 2023-01 .. 2024-04
     rows = [("A", "W1", d, 10.0 + k, 1.0, False, k != 2) for k, d in enumerate(months)]  # 2023-03 out
@@ -225,6 +260,36 @@ def test_last_year_covariates_in_windows_monthly() -> None:
     assert future[:, 1].tolist() == [1, 1, 1]
     assert not batch["past_time_feat"][1, :, f:].any() and not batch["future_time_feat"][1, :, f:].any()
     np.testing.assert_array_equal(batch["past_time_feat"][..., :f], inference_batch(off, 4)["past_time_feat"])
+    # A and B share a group (same category, no subcategory, one warehouse): B has no last year of its
+    # own but reads A's (its group's) in its own scale
+    grp = inference_batch(
+        pack_shard(*args, freq="1mo", cutoff=D(2024, 4, 1), horizon=3, last_year=True, last_year_group=True),
+        4,
+    )
+    products_b = PRODUCTS.with_columns(pl.lit("food").alias(S.CATEGORY))
+    same = inference_batch(
+        pack_shard(
+            sales,
+            products_b,
+            WAREHOUSES,
+            CALENDAR,
+            freq="1mo",
+            cutoff=D(2024, 4, 1),
+            horizon=3,
+            last_year=True,
+            last_year_group=True,
+        ),
+        4,
+    )
+    np.testing.assert_allclose(
+        grp["future_time_feat"][0, :, f + 2], future[:, 0], rtol=1e-6
+    )  # A alone in "food"
+    assert not grp["future_time_feat"][1, :, f + 2 :].any()  # B alone in "toys": nothing
+    np.testing.assert_allclose(same["future_time_feat"][1, :, f + 2], np.array([14, 15, 16]) / 6.0, rtol=1e-6)
+    assert (
+        same["future_time_feat"][1, :, f + 3].tolist() == [1, 1, 1]
+        and not same["future_time_feat"][1, :, f].any()
+    )
     # history rule: A has 16 months up to the cutoff, B 4 -> median 10 (needs years x 12 + H)
     assert last_year_learnable(p, 7 / 12) and not last_year_learnable(p, 8 / 12)
     dropped = without_last_year(p)

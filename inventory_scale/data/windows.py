@@ -26,6 +26,11 @@ days around ``t - 364`` for daily data, weeks ``t - 53 .. t - 51``, month ``t - 
 window's scale (``1 + mean`` observed context demand, as the network scales its lags), and whether
 any such period was observed. Every horizon period's reference lies before the cutoff (H < 361).
 
+With ``last_year_group`` too (``model.last_year_group``), two more: the mean of that reference
+over the shard's series of the same subcategory (category when null) and warehouse, again divided
+by the window's own scale, and whether any of them had one. A SKU launched this year has no
+reference of its own; its group's tells it what the season did to its kind last year.
+
 Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
 draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).
 With ``model.launch_share`` > 0 that share of every batch is drawn from launch windows instead: the
@@ -77,6 +82,8 @@ LAST_YEAR: dict[str, tuple[int, int]] = {"1d": (364, 3), "1w": (52, 1), "1mo": (
 """Per frequency: (lag of one year in periods, half-width of the averaging window around it)."""
 LAST_YEAR_FEATURES: tuple[str, ...] = ("last_year_demand", "last_year_observed")
 """Names of the two covariates ``last_year`` appends to ``feature_names``."""
+GROUP_LAST_YEAR_FEATURES: tuple[str, ...] = ("group_last_year_demand", "group_last_year_observed")
+"""Names of the two covariates ``last_year_group`` appends after them."""
 SKU_COLUMN = STATIC_FEATURES.index(S.SKU_ID)
 """Column of ``static_cat`` holding the SKU index (set to 0 = unknown in launch windows)."""
 
@@ -115,6 +122,7 @@ class PackedShard:
     horizon: int
     static_real: np.ndarray | None = None  # [N, R] float32 text covariates (model.text_features)
     last_year: np.ndarray | None = None  # [T, 2] float32 (mean demand a year earlier, any observed)
+    # ... [T, 4] with the group's reference and flag after them (last_year_group)
 
     @property
     def n_series(self) -> int:
@@ -149,6 +157,49 @@ def last_year_reference(
     return np.stack([np.where(count > 0, mean, 0.0), count > 0], axis=1).astype(np.float32)
 
 
+def period_index(dates: np.ndarray, freq: str) -> np.ndarray:
+    """``[n]`` int64 period number of ``datetime64[D]`` dates: days, weeks or months since 1970."""
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    if freq == "1d":
+        return days
+    if freq == "1w":
+        return days // 7  # a weekly grid keeps one weekday, so its weeks are consecutive numbers
+    months = dates.astype("datetime64[M]").astype(np.int64)
+    return months
+
+
+def group_last_year_reference(
+    own: np.ndarray, indptr: np.ndarray, start: np.ndarray, groups: np.ndarray, freq: str
+) -> np.ndarray:
+    """``[T, 2]`` float32 per period: the mean of :func:`last_year_reference` over the series of the
+    same group on the same date (those with a reference), and whether any had one.
+
+    Args:
+        own: ``[T, 2]`` every series' own reference and flag.
+        indptr: ``[N+1]`` CSR offsets; start: ``[N]`` first date of each series.
+        groups: ``[N]`` int group of each series.
+        freq: data frequency (dates -> period numbers).
+    """
+    n = len(indptr) - 1
+    sid = np.repeat(np.arange(n), np.diff(indptr))  # [T]
+    period = period_index(start, freq)[sid] + (np.arange(len(own)) - indptr[sid])  # [T]
+    period -= period.min(initial=0)
+    key = groups[sid].astype(np.int64) * (int(period.max(initial=0)) + 1) + period  # [T]
+    flag = own[:, 1].astype(np.float64)
+    count = np.bincount(key, weights=flag)  # series with a reference, per (group, date)
+    total = np.bincount(key, weights=own[:, 0] * flag)
+    mean = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
+    return np.stack([mean[key], count[key] > 0], axis=1).astype(np.float32)
+
+
+def series_groups(series: pl.DataFrame) -> np.ndarray:
+    """``[N]`` int group of each series: its subcategory (category when null) and warehouse."""
+    label = pl.concat_str(
+        pl.coalesce(S.SUBCATEGORY, S.CATEGORY).fill_null(""), pl.col(S.WAREHOUSE_ID), separator="\x1f"
+    )
+    return series.select(label.rank("dense")).to_series().to_numpy().astype(np.int64)
+
+
 def last_year_learnable(packed: PackedShard, min_years: float) -> bool:
     """Whether the median series of ``packed`` has ``min_years`` years + H periods up to the cutoff.
 
@@ -162,7 +213,8 @@ def last_year_learnable(packed: PackedShard, min_years: float) -> bool:
 
 def without_last_year(packed: PackedShard) -> PackedShard:
     """``packed`` without the last-year covariates (same arrays otherwise)."""
-    names = tuple(n for n in packed.feature_names if n not in LAST_YEAR_FEATURES)
+    dropped = (*LAST_YEAR_FEATURES, *GROUP_LAST_YEAR_FEATURES)
+    names = tuple(n for n in packed.feature_names if n not in dropped)
     return dataclasses.replace(packed, feature_names=names, last_year=None)
 
 
@@ -186,6 +238,7 @@ def pack_shard(
     planned: pl.DataFrame | None = None,
     events: Sequence[str] = (),
     subcategory: bool = False,
+    last_year_group: bool = False,
 ) -> PackedShard:
     """Pack the series of ``sales`` up to ``cutoff``, plus ``horizon`` future periods, CSR-style.
 
@@ -203,6 +256,7 @@ def pack_shard(
         planned: planned price / promotion rows (``data/planned.py``); only rows after the cutoff
             are used.
         events: named events whose distances join the time features (``model.named_events``).
+        last_year_group: with ``last_year``, add the group's reference (:func:`group_last_year_reference`).
         subcategory: a vocabulary built here (``vocab`` None) adds the product subcategory as a
             fourth static column (``model.subcategory``); a given ``vocab`` decides by itself.
 
@@ -255,12 +309,19 @@ def pack_shard(
         cutoff_index=series["_past"].to_numpy().astype(np.int64),
         static_cat=encode_static(series, vocab),
         vocab=vocab,
-        feature_names=(*names, *LAST_YEAR_FEATURES) if last_year else names,
+        feature_names=names,
         freq=freq,
         cutoff=cutoff,
         horizon=horizon,
-        last_year=last_year_reference(values, observed, indptr, freq) if last_year else None,
     )
+    if last_year:
+        own = last_year_reference(values, observed, indptr, freq)
+        packed.feature_names = (*names, *LAST_YEAR_FEATURES)
+        packed.last_year = own
+        if last_year_group:
+            grp = group_last_year_reference(own, indptr, packed.start, series_groups(series), freq)
+            packed.feature_names = (*packed.feature_names, *GROUP_LAST_YEAR_FEATURES)
+            packed.last_year = np.concatenate([own, grp], axis=1)
     log.info(
         "packed %d series x %d periods (F=%d), cutoff %s", packed.n_series, len(frame), len(names), cutoff
     )
@@ -291,9 +352,9 @@ def gather_windows(
     target = np.where(inside, packed.values[rows], np.float32(0))  # [B, L+H]
     observed = np.where(inside, packed.observed[rows], np.float32(0))  # [B, L+H]
     feat = packed.time_feat[rows] * inside[..., None].astype(np.float32)  # [B, L+H, F]
-    if packed.last_year is not None:  # the last two of F: last-year demand / scale, observed flag
-        ref = packed.last_year[rows] * inside[..., None].astype(np.float32)  # [B, L+H, 2]
-        ref[..., 0] /= context_scale(target[:, :L], observed[:, :L]).astype(np.float32)[:, None]
+    if packed.last_year is not None:  # the last 2 (4) of F: last-year demand / scale, flag (group's)
+        ref = packed.last_year[rows] * inside[..., None].astype(np.float32)  # [B, L+H, 2 or 4]
+        ref[..., 0::2] /= context_scale(target[:, :L], observed[:, :L]).astype(np.float32)[:, None, None]
         feat = np.concatenate([feat, ref], axis=-1)  # [B, L+H, F]
 
     parts = {
