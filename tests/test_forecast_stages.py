@@ -191,21 +191,25 @@ def test_named_event_features_travel_in_the_checkpoint(run: tuple[Config, list[s
     assert list(packed.feature_names) == names and packed.time_feat.shape[1] == base + 2 * len(events)
 
 
-def test_subcategory_embedding_travels_in_the_checkpoint(
+def test_subcategory_and_group_last_year_travel_in_the_checkpoint(
     run: tuple[Config, list[str]], tmp_path: Path
 ) -> None:
-    from inventory_scale.forecast import forecast_shard, train_shard
+    from inventory_scale.data.windows import GROUP_LAST_YEAR_FEATURES
+    from inventory_scale.forecast import forecast_shard, module_uses_group, train_shard
     from inventory_scale.models.module import load_forecaster
 
     _, args = run
     cutoff = dt.date(2024, 5, 1)
-    cfg = load_config([*args, "model.subcategory=true"])
+    group = ["model.last_year_group=true", "model.last_year_min_years=0"]
+    cfg = load_config([*args, "model.subcategory=true", *group])
     data = load_shard(cfg.data.root, list_series(cfg.data.root, cutoff).head(6), cutoff)
     module, ckpt, _ = train_shard(data, cfg, cutoff=cutoff, shard_id=0, ckpt_dir=str(tmp_path))
     vocab = (module.scaler_state or {})["vocab"]
     subs = sorted(data.products.join(data.series, on=S.SKU_ID, how="semi")[S.SUBCATEGORY].unique().to_list())
     assert vocab[S.SUBCATEGORY] == ["<unknown>", *subs]
     assert module.net.config.cardinalities[-1] == len(subs) + 1 and len(module.net.config.cardinalities) == 4
+    assert module_uses_group(module)
+    assert (module.scaler_state or {})["feature_names"][-2:] == list(GROUP_LAST_YEAR_FEATURES)
     frame, paths = forecast_shard(module, data, cfg, cutoff=cutoff, shard_id=0)
     # the forecast config need not say it: the checkpoint's vocabulary does
     plain = load_config(args)
