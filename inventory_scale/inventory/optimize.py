@@ -142,7 +142,10 @@ def plan_warehouse(shared: OptimizeShared, wh: str, tables: dict[str, pl.DataFra
     paths = None if paths is None else paths.filter(pl.col(S.WAREHOUSE_ID) == wh)
     arr = _paths(cfg, fc, keys, paths, wh)
     ended = keys.join(tables["ended"], on=[S.SKU_ID, S.WAREHOUSE_ID], how="left")["last_date"]
-    arr = np.where(ended.is_not_null().to_numpy()[:, None, None], 0.0, arr)  # delisted: no demand, no order
+    gone = ended.is_not_null().to_numpy()
+    if gone.any():  # delisted: no demand, so no order (copy only then: the paths may be read-only)
+        arr = arr.copy()
+        arr[gone] = 0.0
     inv = inventory_position(
         tables["inventory"].filter(pl.col(S.WAREHOUSE_ID) == wh), tables["inbound"], shared.cutoff
     )
