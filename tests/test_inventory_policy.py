@@ -16,6 +16,7 @@ from inventory_scale.cli import EXIT_USAGE, main
 from inventory_scale.data import io
 from inventory_scale.data.listing import ended_series
 from inventory_scale.evaluation.policy_backtest import extend_paths, fit_horizon, paired_summary
+from inventory_scale.inventory.draws import KeyedDraws
 
 POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle"]
 
@@ -101,7 +102,7 @@ def test_fit_horizon_and_seasonal_extension() -> None:
     rng = np.random.default_rng(0)
     paths = rng.poisson(5.0, (3, 50, 14)).astype(np.float64)
     paths[:, :, 7:] += 100.0  # the second week is distinct: the extension must reuse its phase
-    out = extend_paths(paths, 30, 7, rng)
+    out = extend_paths(paths, 30, 7, KeyedDraws.of((0, 17), np.arange(3)))
     assert out.shape == (3, 50, 30)
     np.testing.assert_array_equal(out[:, :, :14], paths)
     assert (out[:, :, 14:] >= 100).all()  # steps 14.. copy the last sampled season (steps 7..13)

@@ -17,6 +17,10 @@ At each cutoff, for every series with sales up to it:
 - **the same start** for every policy: on hand = mean daily sales of the 28 periods before the
   cutoff x (lead time + review period / 2), rounded up, fresh, nothing in transit; the same lead
   time realisations per order, the same budgets (per order day) and capacities;
+- **common random numbers keyed by series**: every random draw that belongs to a series (its lead
+  times, oracle paths, path extension, baseline residual draws, the path policies' lead-time
+  samples) depends on the seed, the cutoff (or origin), a purpose tag, the series' key and the
+  slot only (``inventory/draws.py``), so leaving a series out re-draws no other series;
 - each policy (``inventory/policies.py``) is simulated (``inventory/simulate.py``).
 
 Outputs under ``<run.dir>/backtest/``: ``policy.parquet`` (:data:`schema.POLICY_KPIS`: policy,
@@ -47,7 +51,16 @@ from inventory_scale.data import io
 from inventory_scale.data.features import offset_date
 from inventory_scale.data.listing import ended_series
 from inventory_scale.errors import DataQualityError
-from inventory_scale.inventory.demand import PERIOD_DAYS
+from inventory_scale.inventory.demand import PERIOD_DAYS, sample_lead_times
+from inventory_scale.inventory.draws import (
+    BASELINE_PATHS,
+    EXTEND_PATHS,
+    LEAD_TIMES,
+    ORACLE_PATHS,
+    U64,
+    KeyedDraws,
+    series_keys,
+)
 from inventory_scale.inventory.items import Items, Limits, items_from_frames
 from inventory_scale.inventory.policies import (
     PathPolicy,
@@ -108,7 +121,7 @@ def _baseline(name: str, cfg: Config, data: Any, cutoff: dt.date, keys: pl.DataF
         for i in range(packed.n_series)
     ]
     h, m = cfg.data.horizon, cfg.data.season_length
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 11]))
+    rng = KeyedDraws.of((cfg.seed, cutoff.toordinal(), BASELINE_PATHS), series_keys(packed.series))
     idx = _align(packed.series, keys)
     if name == "autoets":
         point, sigma = autoets_forecast(history, h, m)
@@ -133,12 +146,13 @@ def fit_horizon(ahead: int, configured: int, n_periods: np.ndarray) -> int:
     return max(min(ahead, supported), min(configured, ahead))
 
 
-def extend_paths(paths: np.ndarray, ahead: int, season_length: int, rng: np.random.Generator) -> np.ndarray:
+def extend_paths(paths: np.ndarray, ahead: int, season_length: int, draws: KeyedDraws) -> np.ndarray:
     """``[N, S, H]`` paths extended to ``[N, S, ahead]`` by seasonal resampling.
 
     Step ``t >= H`` takes step ``t - k m`` (the latest one sampled with the same phase, ``m`` the
     season length) from a randomly chosen path of the same series, so a path's extension does not
-    repeat its own values (which would overstate the variance of protection-interval sums).
+    repeat its own values (which would overstate the variance of protection-interval sums). The
+    choice for (step ``t``, path ``j``) is keyed uniform ``(t - H, j)`` of the series (``draws``).
     """
     n, s, h = paths.shape
     if ahead <= h:
@@ -147,10 +161,10 @@ def extend_paths(paths: np.ndarray, ahead: int, season_length: int, rng: np.rand
     out = np.empty((n, s, ahead), dtype=paths.dtype)
     out[:, :, :h] = paths
     rows = np.arange(n)[:, None]
+    picks = np.minimum((draws.uniform((ahead - h, s)) * s).astype(np.int64), s - 1)  # [N, ahead - H, S]
     for t in range(h, ahead):
         src = t - m * ((t - h) // m + 1)
-        pick = rng.integers(0, s, (n, s))
-        out[:, :, t] = out[rows, pick, src]
+        out[:, :, t] = out[rows, picks[:, t - h], src]
     return out
 
 
@@ -209,9 +223,20 @@ def _lstm_at(
         arrays.append(paths)
     idx = _align(pl.concat(frames), keys)
     paths = np.concatenate(arrays)[idx].astype(np.float64)
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, origin.toordinal(), 17]))
-    paths = extend_paths(paths, models.ahead, cfg.data.season_length, rng)
+    draws = KeyedDraws.of((cfg.seed, origin.toordinal(), EXTEND_PATHS), series_keys(keys))
+    paths = extend_paths(paths, models.ahead, cfg.data.season_length, draws)
     return Forecast(paths, paths.mean(axis=1), np.zeros(keys.height))
+
+
+def order_lead_times(items: Items, draws: KeyedDraws, days: int, period: float) -> np.ndarray:
+    """``[N, orders]`` lead time (whole periods, >= 1) of each order an episode of ``days`` can hold.
+
+    Order ``j`` of a series takes its keyed gamma draw ``j`` (:func:`~.demand.sample_lead_times`
+    with the series' mean and std in days), rounded to the nearest period.
+    """
+    n_orders = order_slots(items.review_days, days)
+    lead = sample_lead_times(items.lead_time_days, items.lead_time_std_days, n_orders, draws)
+    return np.maximum(np.floor(lead / period + 0.5), 1).astype(np.int64)
 
 
 def forecast_origins(horizon: int, every: int | None) -> list[int]:
@@ -233,11 +258,13 @@ def _oracle(cfg: Config, truth: pl.DataFrame, keys: pl.DataFrame, cutoff: dt.dat
         _matrix(hist, keys, S.DEMAND, lo, 365 + horizon),
         _matrix(hist, keys, S.DEMAND_MEAN, lo, 365 + horizon),
     )
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 13]))
-    return Forecast(oracle_paths(mean, k, cfg.forecast.num_paths, rng), mean, np.zeros(keys.height))
+    draws = KeyedDraws.of((cfg.seed, cutoff.toordinal(), ORACLE_PATHS), series_keys(keys))
+    return Forecast(oracle_paths(mean, k, cfg.forecast.num_paths, draws), mean, np.zeros(keys.height))
 
 
-def _origin_policy(cfg: Config, name: str, f: Forecast, items: Items, limits: Limits, seed: int) -> Policy:
+def _origin_policy(
+    cfg: Config, name: str, f: Forecast, items: Items, limits: Limits, seed: int, series: U64
+) -> Policy:
     period = PERIOD_DAYS[cfg.data.freq]
     if name.endswith("_ss"):
         return SafetyStockPolicy(
@@ -245,7 +272,7 @@ def _origin_policy(cfg: Config, name: str, f: Forecast, items: Items, limits: Li
         )
     if f.paths is None:
         raise DataQualityError(f"policy {name} needs sample paths")
-    return PathPolicy(name, f.paths, items, limits, cfg.policy, seed, period)
+    return PathPolicy(name, f.paths, items, limits, cfg.policy, seed, period, series)
 
 
 def _episode_policies(
@@ -256,12 +283,16 @@ def _episode_policies(
     items: Items,
     limits: Limits,
     seed: int,
+    series: U64,
 ) -> list[Policy]:
-    """One policy per name; forecasters with a forecast per origin give a :class:`Refreshed` one."""
+    """One policy per name; forecasters with a forecast per origin give a :class:`Refreshed` one.
+
+    ``series`` (``[N]`` :func:`~.draws.series_keys`) keys the path policies' lead-time draws.
+    """
     out: list[Policy] = []
     for name in names:
         forecasts = fc[forecaster_of(name, cfg.policy)]
-        made = [_origin_policy(cfg, name, f, items, limits, seed) for f in forecasts]
+        made = [_origin_policy(cfg, name, f, items, limits, seed, series) for f in forecasts]
         out.append(made[0] if len(made) == 1 else Refreshed(name, origins[: len(made)], made))
     return out
 
@@ -319,14 +350,9 @@ def run_cutoff(
         _matrix(sales, keys, S.UNITS_SOLD, offset_date(cutoff, cfg.data.freq, 1 - START_WINDOW), START_WINDOW)
     )
     start_stock = np.ceil(recent.mean(axis=1) * (items.lead_time_days + items.review_days / 2) / period)
-    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 7]))
-    n_orders = order_slots(items.review_days, h)
-    mean, std = items.lead_time_days[:, None], items.lead_time_std_days[:, None]
-    shape = np.where(std > 0, (mean / np.where(std > 0, std, 1.0)) ** 2, 1.0)
-    draws = np.where(
-        std > 0, rng.standard_gamma(np.broadcast_to(shape, (items.n, n_orders))) * mean / shape, mean
-    )
-    lead_times = np.maximum(np.floor(draws / period + 0.5), 1).astype(np.int64)
+    series = series_keys(keys)  # [N]: every draw of a series is keyed by it (common random numbers)
+    draws = KeyedDraws.of((cfg.seed, cutoff.toordinal(), LEAD_TIMES), series)
+    lead_times = order_lead_times(items, draws, h, period)
 
     needed = {forecaster_of(n, cfg.policy) for n in names}
     origins = forecast_origins(h, cfg.backtest.reforecast_every)
@@ -348,7 +374,7 @@ def run_cutoff(
         )  # fmt: skip
     seed = int(np.random.SeedSequence([cfg.seed, cutoff.toordinal(), 5]).generate_state(1)[0])
     series_rows, kpi_rows = [], []
-    for policy in _episode_policies(cfg, names, fc, origins, items, limits, seed):
+    for policy in _episode_policies(cfg, names, fc, origins, items, limits, seed, series):
         t0 = time.perf_counter()
         result = simulate(items, limits, demand, policy, start_on_hand=start_stock, lead_times=lead_times)
         per, long = kpis(result, items, limits, keys)

@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from scipy.special import gammaincinv
 
 from inventory_scale import schema as S
-from inventory_scale.errors import DataQualityError
+from inventory_scale.errors import DataQualityError, SchemaError
+from inventory_scale.inventory.draws import KeyedDraws
 
 F64 = npt.NDArray[np.float64]
 
@@ -67,7 +69,10 @@ class ProtectionDemand:
 
 
 def sample_lead_times(
-    mean_days: npt.ArrayLike, std_days: npt.ArrayLike, num_paths: int, rng: np.random.Generator
+    mean_days: npt.ArrayLike,
+    std_days: npt.ArrayLike,
+    num_paths: int,
+    rng: np.random.Generator | KeyedDraws,
 ) -> F64:
     """Lead time per series and path, gamma-distributed with the given mean and std (days).
 
@@ -75,7 +80,9 @@ def sample_lead_times(
         mean_days: ``[N]`` mean lead times (> 0).
         std_days: ``[N]`` standard deviations (>= 0; 0 = deterministic).
         num_paths: ``S`` draws per series.
-        rng: random generator.
+        rng: random generator, or :class:`~.draws.KeyedDraws` of the ``N`` series: then draw
+            ``j`` of a series is the gamma inverse CDF of its keyed uniform ``j``, whatever the
+            other series (the policy A/B's common random numbers).
 
     Returns:
         ``[N, S]`` lead times in days, > 0.
@@ -89,7 +96,12 @@ def sample_lead_times(
         )
     stochastic = std > 0
     shape = np.where(stochastic, (mean / np.where(stochastic, std, 1.0)) ** 2, 1.0)
-    draws = rng.standard_gamma(np.broadcast_to(shape[:, None], (mean.size, num_paths)))
+    if isinstance(rng, KeyedDraws):
+        if rng.n != mean.size:
+            raise SchemaError(f"keyed lead-time draws for {rng.n} series, {mean.size} lead times given")
+        draws = gammaincinv(shape[:, None], rng.uniform((num_paths,)))  # [N, S] standard gamma
+    else:
+        draws = rng.standard_gamma(np.broadcast_to(shape[:, None], (mean.size, num_paths)))
     return np.where(stochastic[:, None], draws * (mean / shape)[:, None], mean[:, None])
 
 

@@ -34,8 +34,9 @@ import numpy.typing as npt
 from scipy.stats import norm
 
 from inventory_scale.config import PolicyConfig
-from inventory_scale.errors import ConfigError
+from inventory_scale.errors import ConfigError, SchemaError
 from inventory_scale.inventory.demand import cumulative, cumulative_at, protection_demand, sample_lead_times
+from inventory_scale.inventory.draws import POLICY_LEAD, U64, KeyedDraws
 from inventory_scale.inventory.items import Items, Limits, sell_by_days
 from inventory_scale.inventory.plan import free_capacity, plan_orders
 from inventory_scale.inventory.simulate import Policy, SimState
@@ -112,6 +113,8 @@ class PathPolicy:
         policy: the ``policy`` config.
         seed: seed of the per-path lead-time draws.
         period_days: days per step of the paths.
+        series: ``[N]`` series keys (:func:`~.draws.series_keys`) the lead-time draws are keyed
+            by, so a series' draws do not depend on the others; None = keyed by row index.
     """
 
     name: str
@@ -121,12 +124,14 @@ class PathPolicy:
     policy: PolicyConfig
     seed: int = 0
     period_days: float = 1.0
+    series: U64 | None = None
 
     def __post_init__(self) -> None:
         self._cum = cumulative(self.paths)
-        rng = np.random.default_rng(self.seed)
         it = self.items
-        self._lead = sample_lead_times(it.lead_time_days, it.lead_time_std_days, self.paths.shape[1], rng)
+        keys = np.arange(it.n, dtype=np.uint64) if self.series is None else self.series
+        draws = KeyedDraws.of((self.seed, POLICY_LEAD), keys)
+        self._lead = sample_lead_times(it.lead_time_days, it.lead_time_std_days, self.paths.shape[1], draws)
         self._sell_by = sell_by_days(it, self.policy.carryover_days)
 
     def decide(self, state: SimState) -> F64:
@@ -263,15 +268,32 @@ def estimate_dispersion(demand: F64, mean: F64) -> F64:
     return np.where(inv_k > 1e-6, 1.0 / np.maximum(inv_k, 1e-6), np.inf)
 
 
-def oracle_paths(mean: F64, dispersion: F64, num_paths: int, rng: np.random.Generator) -> F64:
-    """``[N, S, H]`` paths of the true demand: Poisson(mean x Gamma(k, 1/k)) per day, as generated."""
+def oracle_paths(mean: F64, dispersion: F64, num_paths: int, draws: KeyedDraws) -> F64:
+    """``[N, S, H]`` paths of the true demand: Poisson(mean x Gamma(k, 1/k)) per day, as generated.
+
+    Each series draws from its own two generators (:meth:`~.draws.KeyedDraws.generators`, one for
+    the gamma and one for the Poisson draws), so its paths depend on its key, mean and ``k`` only,
+    not on the other series. Draws are made step by step (all paths of step 1, then step 2, ...),
+    so a longer horizon keeps the first steps' values.
+
+    Args:
+        mean: ``[N, H]`` daily demand means.
+        dispersion: ``[N]`` negative-binomial ``k`` (``inf`` = Poisson).
+        num_paths: ``S``.
+        draws: keyed draws of the ``N`` series.
+    """
     n, h = mean.shape
-    mu = np.broadcast_to(np.maximum(mean, 0.0)[:, None, :], (n, num_paths, h))
-    k = dispersion[:, None, None]
-    finite = np.isfinite(k)
-    shape = np.broadcast_to(np.where(finite, k, 1.0), mu.shape)
-    gamma = np.where(finite, rng.standard_gamma(shape) / np.where(finite, k, 1.0), 1.0)
-    return rng.poisson(mu * gamma).astype(np.float64)
+    if draws.n != n:
+        raise SchemaError(f"keyed oracle draws for {draws.n} series, {n} demand means given")
+    mu = np.maximum(mean, 0.0)[:, :, None]  # [N, H, 1]
+    out = np.empty((n, num_paths, h))
+    gammas = KeyedDraws((*draws.parts, 0), draws.keys).generators()
+    counts = KeyedDraws((*draws.parts, 1), draws.keys).generators()
+    for i, (g, c) in enumerate(zip(gammas, counts, strict=True)):
+        k = float(dispersion[i])
+        scale = g.standard_gamma(k, (h, num_paths)) / k if np.isfinite(k) else 1.0  # [H, S]
+        out[i] = c.poisson(mu[i] * scale, (h, num_paths)).T
+    return out
 
 
 def autoets_forecast(history: list[F64], horizon: int, season_length: int) -> tuple[F64, F64]:

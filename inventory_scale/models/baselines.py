@@ -7,6 +7,9 @@ LSTM's, so the baselines share the whole code path::
     paths = baseline_paths("seasonal_ma", (values, indptr), horizon=28, season_length=7,
                            num_paths=200, rng=rng)                       # [N, 200, 28] float32
 
+``rng`` may also be :class:`~inventory_scale.inventory.draws.KeyedDraws` of the series (the policy
+A/B's): a series' paths then depend on its key, not on which other series are forecast.
+
 History is per series, oldest first, ending at the forecast origin (the cutoff): a list of 1-D
 arrays, or CSR ``(values, indptr)`` with series ``n`` in ``values[indptr[n]:indptr[n + 1]]``. A
 tuple is always read as CSR. Only the last few seasons are used, gathered into a right-aligned
@@ -43,8 +46,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from inventory_scale.errors import ConfigError, DataQualityError, SchemaError
+from inventory_scale.inventory.draws import KeyedDraws
 
 log = logging.getLogger(__name__)
+
+Rng = np.random.Generator | KeyedDraws
+"""A numpy generator, or :class:`~inventory_scale.inventory.draws.KeyedDraws` of the series."""
 
 History = Sequence[np.ndarray] | tuple[np.ndarray, np.ndarray]
 """Series histories: a list of 1-D arrays or CSR ``(values, indptr)``."""
@@ -110,16 +117,15 @@ def _check_args(horizon: int, season_length: int, num_paths: int, seasons: int) 
         )
 
 
-def resample(
-    residuals: np.ndarray, valid: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
-) -> np.ndarray:
+def resample(residuals: np.ndarray, valid: np.ndarray, shape: tuple[int, int], rng: Rng) -> np.ndarray:
     """Draw residuals uniformly with replacement among each series' valid ones.
 
     Args:
         residuals: ``[N, R]`` residuals.
         valid: ``[N, R]`` which residuals exist.
         shape: ``(S, K)`` draws per series.
-        rng: random generator.
+        rng: random generator, or keyed draws of the ``N`` series (a series' draws then depend
+            on its key only, not on the other series).
 
     Returns:
         ``[N, S, K]`` float32 draws; all zeros for a series without valid residuals.
@@ -130,7 +136,13 @@ def resample(
     order = np.argsort(~valid, axis=1, kind="stable")  # valid residuals first, in order
     packed = np.take_along_axis(np.where(valid, residuals, 0.0), order, axis=1).astype(np.float32)  # [N, R]
     count = valid.sum(axis=1).astype(np.float32)[:, None]  # [N, 1]
-    idx = (rng.random((n, k), dtype=np.float32) * count).astype(np.int32)  # float32 keeps memory low
+    if isinstance(rng, KeyedDraws) and rng.n != n:
+        raise SchemaError(f"keyed draws for {rng.n} series, residuals of {n} given")
+    if isinstance(rng, KeyedDraws):  # step-major slots: a longer horizon keeps the first steps' draws
+        u = rng.uniform((shape[1], shape[0]), np.float32).transpose(0, 2, 1).reshape(n, k)
+    else:
+        u = rng.random((n, k), dtype=np.float32)
+    idx = (u * count).astype(np.int32)  # float32 keeps memory low
     np.minimum(idx, np.maximum(count - 1, 0).astype(np.int32), out=idx)  # rounding up to count
     return np.take_along_axis(packed, idx, axis=1).reshape(n, *shape)
 
@@ -192,7 +204,7 @@ def seasonal_naive_paths(
     horizon: int,
     season_length: int,
     num_paths: int,
-    rng: np.random.Generator,
+    rng: Rng,
     *,
     residual_seasons: int = 8,
 ) -> np.ndarray:
@@ -203,7 +215,7 @@ def seasonal_naive_paths(
         horizon: steps ``H``.
         season_length: seasonal period ``m``.
         num_paths: paths ``S`` per series.
-        rng: random generator (the only source of randomness).
+        rng: random generator or keyed draws (the only source of randomness).
         residual_seasons: seasons of in-sample residuals to resample.
 
     Returns:
@@ -281,7 +293,7 @@ def seasonal_ma_paths(
     horizon: int,
     season_length: int,
     num_paths: int,
-    rng: np.random.Generator,
+    rng: Rng,
     *,
     level_seasons: int = 4,
     index_seasons: int = 8,
@@ -294,7 +306,7 @@ def seasonal_ma_paths(
         horizon: steps ``H``.
         season_length: seasonal period ``m``.
         num_paths: paths ``S`` per series.
-        rng: random generator.
+        rng: random generator or keyed draws.
         level_seasons: whole seasons averaged for the level.
         index_seasons: seasons the seasonal index is estimated from.
         residual_seasons: seasons of in-sample residuals to resample.
@@ -335,7 +347,7 @@ def baseline_paths(
     horizon: int,
     season_length: int,
     num_paths: int,
-    rng: np.random.Generator,
+    rng: Rng,
 ) -> np.ndarray:
     """Sample paths ``[N, S, H]`` of the baseline ``name`` with its default settings.
 
