@@ -15,7 +15,8 @@ from inventory_scale import schema as S
 from inventory_scale.cli import load_config
 from inventory_scale.config import PolicyConfig
 from inventory_scale.errors import SchemaError
-from inventory_scale.evaluation.policy_backtest import _oracle, extend_paths, order_lead_times
+from inventory_scale.evaluation.policy_backtest import order_lead_times
+from inventory_scale.evaluation.policy_forecasts import extend_paths, oracle_at
 from inventory_scale.inventory.demand import sample_lead_times
 from inventory_scale.inventory.draws import (
     LEAD_TIMES,
@@ -193,9 +194,9 @@ def test_episode_oracle_of_a_series_ignores_the_others() -> None:
         pl.Series(S.DEMAND_MEAN, rng.uniform(1.0, 9.0, keys.height * days.len())),
     )
     truth = truth.with_columns(pl.Series(S.DEMAND, rng.poisson(truth[S.DEMAND_MEAN].to_numpy() * 1.5)))
-    full = _oracle(cfg, truth, keys, cutoff, 30)
-    part = _oracle(cfg, truth, keys[SUBSET.tolist()], cutoff, 30)
+    full = oracle_at(cfg, truth, keys, cutoff, 30)
+    part = oracle_at(cfg, truth, keys[SUBSET.tolist()], cutoff, 30)
     assert full.paths is not None and part.paths is not None and full.paths.shape == (N, 16, 30)
     np.testing.assert_array_equal(part.paths, full.paths[SUBSET])
-    later = _oracle(cfg, truth, keys, cutoff + dt.timedelta(days=1), 30)
+    later = oracle_at(cfg, truth, keys, cutoff + dt.timedelta(days=1), 30)
     assert later.paths is not None and not np.array_equal(later.paths[:, :, :-1], full.paths[:, :, 1:])

@@ -15,7 +15,8 @@ from inventory_scale import schema as S
 from inventory_scale.cli import EXIT_USAGE, main
 from inventory_scale.data import io
 from inventory_scale.data.listing import ended_series
-from inventory_scale.evaluation.policy_backtest import extend_paths, fit_horizon, paired_summary
+from inventory_scale.evaluation.policy_backtest import paired_summary
+from inventory_scale.evaluation.policy_forecasts import extend_paths, fit_horizon
 from inventory_scale.inventory.draws import KeyedDraws
 
 POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle"]

@@ -11,7 +11,7 @@ from test_inventory_simulate import limits, make_items
 from inventory_scale.cli import load_config
 from inventory_scale.config import PolicyConfig
 from inventory_scale.errors import ConfigError
-from inventory_scale.evaluation.policy_backtest import forecast_origins
+from inventory_scale.evaluation.policy_forecasts import forecast_origins
 from inventory_scale.inventory.policies import PathPolicy, Refreshed, SafetyStockPolicy
 from inventory_scale.inventory.simulate import SimState, simulate
 
