@@ -13,13 +13,16 @@ from conftest import TINY, copy_data
 
 from inventory_scale import schema as S
 from inventory_scale.cli import EXIT_USAGE, main
+from inventory_scale.config import PolicyConfig
 from inventory_scale.data import io
 from inventory_scale.data.listing import ended_series
 from inventory_scale.evaluation.policy_backtest import paired_summary
-from inventory_scale.evaluation.policy_forecasts import extend_paths, fit_horizon
+from inventory_scale.evaluation.policy_forecasts import extend_paths, fit_horizon, hindsight_at
 from inventory_scale.inventory.draws import KeyedDraws
+from inventory_scale.inventory.policies import PathPolicy
+from inventory_scale.inventory.simulate import simulate
 
-POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle"]
+POLICIES = ["newsvendor_seasonal_naive", "seasonal_naive_ss", "moving_average_ss", "oracle", "hindsight"]
 
 
 def test_policy_backtest_writes_kpis_and_paired_summary(
@@ -65,6 +68,10 @@ def test_policy_backtest_writes_kpis_and_paired_summary(
         lo, hi = row["profit_diff_ci95"]
         assert lo <= row["profit_diff"] <= hi
         assert len(row["profit_lift_ci95_pct"]) == 2 and len(row["fill_rate"]) == 2
+    # knowing the realised demand in advance earns more than any forecast, the oracle's included
+    everywhere = wide.filter(pl.col(S.WAREHOUSE_ID) == S.ALL_WAREHOUSES)
+    profit = dict(everywhere.group_by(S.POLICY).agg(pl.col(S.PROFIT).sum()).iter_rows())
+    assert profit["hindsight"] == max(profit.values()) and profit["hindsight"] > profit["oracle"]
 
 
 def test_paired_summary_values() -> None:
@@ -175,3 +182,22 @@ def test_ended_series_are_left_out_for_every_policy(tiny_data: Path, tmp_path: P
         hit = series.join(gone, on=[S.SKU_ID, S.WAREHOUSE_ID], how="semi")
         assert hit.height == (2 if present else 0)
         assert series[S.CUTOFF].unique().to_list() == [cutoff]
+
+
+def test_hindsight_sells_all_demand_after_the_first_lead_time_and_leaves_nothing() -> None:
+    from test_inventory_simulate import limits, make_items
+
+    days, lead = 21, 2
+    rng = np.random.default_rng(3)
+    demand = rng.poisson([[2.0], [6.0], [11.0]], (3, days)).astype(np.float64)
+    f = hindsight_at(demand, days + 6, num_paths=4)
+    assert f.paths is not None and f.paths.shape == (3, 4, days + 6)
+    np.testing.assert_array_equal(f.paths[:, 2, :days], demand)
+    assert not f.paths[:, :, days:].any()  # nothing is demanded after the episode
+    items = make_items(3, review=1)  # deterministic 2-day lead time, no budget or capacity limit
+    policy = PathPolicy("hindsight", f.paths, items, limits(), PolicyConfig(), seed=1)
+    res = simulate(items, limits(), demand, policy, start_on_hand=[0.0] * 3, lead_times=[[lead] * days] * 3)
+    np.testing.assert_allclose(res.sales[lead:], demand[:, lead:].T)  # every unit from day 2 on
+    assert not res.sales[:lead].any()  # nothing on hand before the first receipt
+    np.testing.assert_allclose(res.on_hand[-1], 0.0)  # and nothing left at the end
+    np.testing.assert_allclose(res.orders.sum(axis=0), demand[:, lead:].sum(axis=1))

@@ -8,7 +8,8 @@ key order), point forecasts and residual sigmas:
   resampling (:func:`extend_paths`);
 - the baselines (:func:`baseline_at`: seasonal naive, seasonal moving average, AutoETS), refit at
   every origin;
-- the oracle (:func:`oracle_at`, synthetic data): paths from the true demand distribution.
+- the oracle (:func:`oracle_at`, synthetic data): paths from the true demand distribution;
+- hindsight (:func:`hindsight_at`): every path is the episode's realised demand, known in advance.
 
 Every random draw is keyed by series (``inventory/draws.py``).
 """
@@ -222,3 +223,17 @@ def oracle_at(
     )
     draws = KeyedDraws.of((cfg.seed, cutoff.toordinal(), ORACLE_PATHS), series_keys(keys))
     return Forecast(oracle_paths(mean, k, cfg.forecast.num_paths, draws), mean, np.zeros(keys.height))
+
+
+def hindsight_at(demand: np.ndarray, ahead: int, num_paths: int) -> Forecast:
+    """``num_paths`` identical paths: the realised ``demand [N, H]`` of the episode, then 0 to ``ahead``.
+
+    Perfect foresight of demand (lead times stay uncertain: the path policy still samples them),
+    so ours on it bounds what any forecast could earn in the episode, on real data too. Nothing
+    is demanded past the episode, whose leftover stock is only written down.
+    """
+    n, h = demand.shape
+    path = np.zeros((n, max(ahead, h)))
+    path[:, :h] = np.maximum(np.nan_to_num(demand), 0.0)
+    paths = np.repeat(path[:, None, :ahead], num_paths, axis=1)  # [N, S, ahead]
+    return Forecast(paths, path[:, :ahead], np.zeros(n))

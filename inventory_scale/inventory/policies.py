@@ -6,7 +6,9 @@ it, and then decides on every review day of the episode from what it sees (on ha
 - :class:`PathPolicy` — ours: sample paths -> protection-interval demand from the day of the
   decision on, lead time sampled per path -> expected-profit curves -> per-warehouse Lagrangian
   allocation with packs and MOQ (``inventory/plan.py``). With paths drawn from the true demand
-  distribution (:func:`oracle_paths`, synthetic data) it is the *oracle*, the physical limit.
+  distribution (:func:`oracle_paths`, synthetic data) it is the *oracle*, the physical limit;
+  with every path equal to the realised demand (``hindsight``) it is what perfect forecasts would
+  earn, a bound on real data as well.
 - :class:`SafetyStockPolicy` — the textbook baseline: order up to mean protection-interval demand
   plus ``z`` standard deviations, ``sigma^2 = (L + R) sigma_d^2 + mu_d^2 sigma_L^2`` with
   ``sigma_d`` the forecaster's in-sample error, ``z`` for ``policy.baseline_service_level``; packs
@@ -54,11 +56,13 @@ POLICY_NAMES: dict[str, str] = {
     "moving_average_ss": "seasonal moving average + normal safety stock",
     "autoets_ss": "statsforecast AutoETS + normal safety stock (bench extra)",
     "oracle": "ours on paths from the true demand distribution (synthetic data only)",
+    "hindsight": "ours on the realised demand itself, known in advance (lead times still uncertain): a bound",
 }
 
 
 def forecaster_of(name: str, policy: PolicyConfig) -> str:
-    """The forecast a policy needs: ``lstm``, ``seasonal_naive``, ``seasonal_ma``, ``autoets``, ``oracle``."""
+    """The forecast a policy needs: ``lstm``, ``seasonal_naive``, ``seasonal_ma``, ``autoets``, ``oracle``,
+    ``hindsight``."""
     if name == "newsvendor":
         return policy.forecaster
     if name.startswith("newsvendor_"):
@@ -68,6 +72,7 @@ def forecaster_of(name: str, policy: PolicyConfig) -> str:
         "moving_average_ss": "seasonal_ma",
         "autoets_ss": "autoets",
         "oracle": "oracle",
+        "hindsight": "hindsight",
     }[name]
 
 
