@@ -330,16 +330,14 @@ def test_last_year_dropout_hides_the_own_reference_of_a_fixed_share_of_windows(g
         assert x[:, :, own + 1].sum() > 0  # the flag is on somewhere without dropout
         assert not y[hidden][:, :, own : own + 2].any()  # own value and flag: 0, as for a young SKU
         np.testing.assert_array_equal(y[~hidden], x[~hidden])
-        rest = [own, own + 1]
-        np.testing.assert_array_equal(np.delete(y, rest, axis=2), np.delete(x, rest, axis=2))
+        np.testing.assert_array_equal(np.delete(y, [own, own + 1], axis=2), np.delete(x, [own, own + 1], axis=2))
     for key in ("past_target", "future_target", "static_cat"):
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
     # validation windows never hide; a shard without the reference has nothing to hide
-    model = ModelConfig(batch_size=4, last_year_dropout=0.5)
-    dm = ShardDataModule(p, model, context_length=4, steps_per_epoch=1)
+    dm = ShardDataModule(p, ModelConfig(batch_size=4, last_year_dropout=0.5), context_length=4, steps_per_epoch=1)
     assert dm.train_windows.hide_last_year.any() and not dm.val_windows.hide_last_year.any()
     assert not TrainWindows(without_last_year(p), 4, last_year_dropout=0.9).hide_last_year.any()
-    with pytest.raises(ConfigError, match=r"model\.last_year_dropout"):
+    with pytest.raises(ConfigError, match="model.last_year_dropout"):
         ModelConfig(last_year_dropout=1.0)
 
 
