@@ -160,7 +160,6 @@ class ModelConfig:
     subcategory: bool = False
     last_year_group: bool = False
     last_year_min_years: float = 1.0
-    last_year_dropout: float = 0.0
     named_events: bool = False
     ensemble: int = 1
 
@@ -188,8 +187,6 @@ class ModelConfig:
         _require(0.0 <= self.launch_share < 1.0, "model.launch_share", "must be in [0, 1)", self.launch_share)
         _require(self.text_dim > 0, "model.text_dim", "must be > 0", self.text_dim)
         years = self.last_year_min_years
-        drop = self.last_year_dropout
-        _require(0.0 <= drop < 1.0, "model.last_year_dropout", "must be in [0, 1)", drop)
         _require(years >= 0, "model.last_year_min_years", "must be >= 0", years)
         _require(
             self.window_sampling in ("scale", "uniform"),

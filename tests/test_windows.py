@@ -299,48 +299,6 @@ def test_last_year_covariates_in_windows_monthly() -> None:
     )
 
 
-def _monthly_last_year_pack(group: bool) -> PackedShard:
-    months = [D(2022 + (m // 12), m % 12 + 1, 1) for m in range(28)]  # 2022-01 .. 2024-04
-    rows = [("A", "W1", d, 10.0 + k, 1.0, False, True) for k, d in enumerate(months)]
-    rows += [("B", "W1", d, 5.0 + k, 1.0, False, True) for k, d in enumerate(months)]
-    sales = pl.DataFrame(rows, schema=S.SALES.schema, orient="row")
-    products = PRODUCTS.with_columns(pl.lit("food").alias(S.CATEGORY))  # one group: A and B
-    return pack_shard(
-        sales, products, WAREHOUSES, CALENDAR, freq="1mo", cutoff=D(2024, 4, 1), horizon=3,
-        last_year=True, last_year_group=group,
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize("group", [False, True])
-def test_last_year_dropout_hides_the_own_reference_of_a_fixed_share_of_windows(group: bool) -> None:
-    p = _monthly_last_year_pack(group)
-    plain = TrainWindows(p, 4)
-    drop = TrainWindows(p, 4, last_year_dropout=0.5, seed=3)
-    n = len(plain)
-    assert n == len(drop) == 2 * (28 - 3 - 3 + 1) and not plain.hide_last_year.any()
-    hidden = drop.hide_last_year
-    assert 0.25 * n < hidden.sum() < 0.75 * n  # p = 0.5 of 46 windows
-    np.testing.assert_array_equal(hidden, TrainWindows(p, 4, last_year_dropout=0.5, seed=3).hide_last_year)
-    assert not np.array_equal(hidden, TrainWindows(p, 4, last_year_dropout=0.5, seed=4).hide_last_year)
-    ids = np.arange(n)
-    a, b = plain[ids], drop[ids]
-    own = len(p.feature_names) - (4 if group else 2)
-    for key in ("past_time_feat", "future_time_feat"):
-        x, y = a[key].numpy(), b[key].numpy()
-        assert x[:, :, own + 1].sum() > 0  # the flag is on somewhere without dropout
-        assert not y[hidden][:, :, own : own + 2].any()  # own value and flag: 0, as for a young SKU
-        np.testing.assert_array_equal(y[~hidden], x[~hidden])
-        np.testing.assert_array_equal(np.delete(y, [own, own + 1], axis=2), np.delete(x, [own, own + 1], axis=2))
-    for key in ("past_target", "future_target", "static_cat"):
-        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
-    # validation windows never hide; a shard without the reference has nothing to hide
-    dm = ShardDataModule(p, ModelConfig(batch_size=4, last_year_dropout=0.5), context_length=4, steps_per_epoch=1)
-    assert dm.train_windows.hide_last_year.any() and not dm.val_windows.hide_last_year.any()
-    assert not TrainWindows(without_last_year(p), 4, last_year_dropout=0.9).hide_last_year.any()
-    with pytest.raises(ConfigError, match="model.last_year_dropout"):
-        ModelConfig(last_year_dropout=1.0)
-
-
 def test_forecast_time_vocab_maps_unseen_to_zero(sales: pl.DataFrame, packed: PackedShard) -> None:
     products = pl.DataFrame({S.SKU_ID: ["A", "B"], S.CATEGORY: ["garden", "toys"]})
     new = sales.with_columns(

@@ -36,10 +36,6 @@ draws them uniformly or with probability proportional to ``1 + mean demand`` of 
 With ``model.launch_share`` > 0 that share of every batch is drawn from launch windows instead: the
 first H periods of a series with an empty context and the SKU index set to unknown, i.e. exactly
 what a cold-start forecast of a new SKU sees (``forecast_cold.py``).
-With ``model.last_year_dropout`` = p > 0, a fixed random share p of the training windows (drawn
-once from the seed) reads the series' own last-year pair as 0 (no reference), which is what a SKU
-launched within the last year sees at forecast time: the network learns the season from the
-calendar and the category / subcategory embeddings too, instead of only copying the reference.
 """
 
 from __future__ import annotations
@@ -416,7 +412,6 @@ class WindowDataset(Dataset[Batch]):
         series: np.ndarray,
         end: np.ndarray,
         launch: np.ndarray | None = None,
-        hide_last_year: np.ndarray | None = None,
     ) -> None:
         self.packed = packed
         self.context_length = context_length
@@ -424,9 +419,6 @@ class WindowDataset(Dataset[Batch]):
         self.end = np.asarray(end, dtype=np.int64)  # [W]
         # [W] bool: launch windows (first horizon, empty context) read with the SKU index unknown
         self.launch = np.zeros(len(self.series), dtype=bool) if launch is None else np.asarray(launch, bool)
-        # [W] bool: windows that read the series' own last-year pair as 0 (model.last_year_dropout)
-        hide = np.zeros(len(self.series), dtype=bool) if hide_last_year is None else hide_last_year
-        self.hide_last_year = np.asarray(hide, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.series)
@@ -437,12 +429,6 @@ class WindowDataset(Dataset[Batch]):
         launch = self.launch[idx]
         if launch.any() and batch[STATIC_CAT].shape[1] > SKU_COLUMN:
             batch[STATIC_CAT][torch.from_numpy(launch), SKU_COLUMN] = 0  # a new SKU has no learned id
-        hide = self.hide_last_year[idx]
-        if hide.any() and self.packed.last_year is not None:
-            own = len(self.packed.feature_names) - self.packed.last_year.shape[1]  # own pair: own, own+1
-            rows = torch.from_numpy(hide)
-            for key in (PAST_TIME_FEAT, FUTURE_TIME_FEAT):
-                batch[key][rows, :, own : own + 2] = 0.0  # as if launched within the last year
         return batch
 
 
@@ -451,9 +437,7 @@ class TrainWindows(WindowDataset):
 
     Series shorter than L + H give left-padded windows; ``holdout`` defaults to H. With
     ``launch_share`` > 0, one launch window per such series (end H, SKU index unknown) is appended
-    and :meth:`weights` gives the launch windows together that share of the draws. With
-    ``last_year_dropout`` = p > 0, each window reads its own last-year pair as 0 with probability p
-    (fixed per window, drawn from ``seed``).
+    and :meth:`weights` gives the launch windows together that share of the draws.
 
     Attributes:
         scale: ``[N]`` mean observed demand per series over its training periods.
@@ -466,8 +450,6 @@ class TrainWindows(WindowDataset):
         *,
         holdout: int | None = None,
         launch_share: float = 0.0,
-        last_year_dropout: float = 0.0,
-        seed: int = 0,
     ) -> None:
         H = packed.horizon
         last_end = packed.cutoff_index - (H if holdout is None else holdout)  # [N]
@@ -483,11 +465,7 @@ class TrainWindows(WindowDataset):
         launch = np.concatenate([np.zeros(len(series), dtype=bool), np.ones(len(first), dtype=bool)])
         series = np.concatenate([series, first])
         end = np.concatenate([end, np.full(len(first), H, dtype=np.int64)])
-        hide = None
-        if last_year_dropout > 0 and packed.last_year is not None:
-            rng = np.random.default_rng(np.random.SeedSequence([seed, 23]))
-            hide = rng.random(len(series)) < last_year_dropout  # [W]
-        super().__init__(packed, context_length, series, end, launch, hide)
+        super().__init__(packed, context_length, series, end, launch)
         self.scale = series_scale(packed, last_end)
 
     def weights(self, sampling: str) -> np.ndarray | None:
@@ -584,13 +562,7 @@ class ShardDataModule(lightning.LightningDataModule):
         super().__init__()
         self.packed = packed
         self.batch_size = model.batch_size
-        self.train_windows = TrainWindows(
-            packed,
-            context_length,
-            launch_share=model.launch_share,
-            last_year_dropout=model.last_year_dropout,
-            seed=seed,
-        )
+        self.train_windows = TrainWindows(packed, context_length, launch_share=model.launch_share)
         self.val_windows = validation_windows(packed, context_length)
         self.sampler = WindowSampler(
             len(self.train_windows),
