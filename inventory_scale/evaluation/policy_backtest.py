@@ -191,7 +191,7 @@ def run_cutoff(
     fc: dict[str, list[Forecast]] = {name: [] for name in needed}
     if "oracle" in needed:  # the true distribution: nothing to learn from later sales
         fc["oracle"].append(oracle_at(cfg, tables["truth"], keys, cutoff, ahead))
-    if "hindsight" in needed:  # the realised demand, known in advance: what perfect forecasts earn
+    if "hindsight" in needed:  # the realised demand known in advance: perfect point forecasts
         fc["hindsight"].append(hindsight_at(demand, ahead, cfg.forecast.num_paths))
     models = lstm_models(cfg, ahead, cutoff, keys, opts) if "lstm" in needed else None
     baselines = sorted(needed & {"seasonal_naive", "seasonal_ma", "autoets"})

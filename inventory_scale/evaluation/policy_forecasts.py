@@ -228,9 +228,9 @@ def oracle_at(
 def hindsight_at(demand: np.ndarray, ahead: int, num_paths: int) -> Forecast:
     """``num_paths`` identical paths: the realised ``demand [N, H]`` of the episode, then 0 to ``ahead``.
 
-    Perfect foresight of demand (lead times stay uncertain: the path policy still samples them),
-    so ours on it bounds what any forecast could earn in the episode, on real data too. Nothing
-    is demanded past the episode, whose leftover stock is only written down.
+    Perfect foresight of demand (lead times stay uncertain: the path policy still samples them):
+    ours on it earns what perfect point forecasts would through the same allocation, on real data
+    too. Nothing is demanded past the episode, whose leftover stock is only written down.
     """
     n, h = demand.shape
     path = np.zeros((n, max(ahead, h)))

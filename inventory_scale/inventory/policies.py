@@ -7,8 +7,10 @@ it, and then decides on every review day of the episode from what it sees (on ha
   decision on, lead time sampled per path -> expected-profit curves -> per-warehouse Lagrangian
   allocation with packs and MOQ (``inventory/plan.py``). With paths drawn from the true demand
   distribution (:func:`oracle_paths`, synthetic data) it is the *oracle*, the physical limit;
-  with every path equal to the realised demand (``hindsight``) it is what perfect forecasts would
-  earn, a bound on real data as well.
+  with every path equal to the realised demand (``hindsight``) it is what perfect point forecasts
+  would earn through this allocation: the headroom of forecasting, on real data too. Not a bound
+  on every policy: it hedges only the lead time, so the oracle, which knows the spread of demand,
+  can earn more.
 - :class:`SafetyStockPolicy` — the textbook baseline: order up to mean protection-interval demand
   plus ``z`` standard deviations, ``sigma^2 = (L + R) sigma_d^2 + mu_d^2 sigma_L^2`` with
   ``sigma_d`` the forecaster's in-sample error, ``z`` for ``policy.baseline_service_level``; packs
@@ -56,7 +58,7 @@ POLICY_NAMES: dict[str, str] = {
     "moving_average_ss": "seasonal moving average + normal safety stock",
     "autoets_ss": "statsforecast AutoETS + normal safety stock (bench extra)",
     "oracle": "ours on paths from the true demand distribution (synthetic data only)",
-    "hindsight": "ours on the realised demand itself, known in advance (lead times still uncertain): a bound",
+    "hindsight": "ours on the realised demand itself, known in advance (lead times still uncertain)",
 }
 
 
