@@ -32,19 +32,17 @@ import torch
 from inventory_scale import schema as S
 from inventory_scale.config import Config
 from inventory_scale.data import io
+from inventory_scale.data.datamodule import ShardDataModule
 from inventory_scale.data.features import event_names, events_of, offset_date
-from inventory_scale.data.listing import last_sales_date, list_series
-from inventory_scale.data.planned import read_planned
-from inventory_scale.data.windows import (
+from inventory_scale.data.last_year import (
     GROUP_LAST_YEAR_FEATURES,
     LAST_YEAR_FEATURES,
-    PackedShard,
-    ShardDataModule,
-    inference_batch,
     last_year_learnable,
-    pack_shard,
     without_last_year,
 )
+from inventory_scale.data.listing import last_sales_date, list_series
+from inventory_scale.data.planned import read_planned
+from inventory_scale.data.windows import PackedShard, inference_batch, pack_shard
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.errors import DataQualityError
 from inventory_scale.forecast_frame import protection_steps, summarize_paths

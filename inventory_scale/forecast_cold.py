@@ -31,13 +31,9 @@ from inventory_scale.data.features import (
     offset_date,
     time_features,
 )
+from inventory_scale.data.last_year import GROUP_LAST_YEAR_FEATURES, LAST_YEAR_FEATURES
 from inventory_scale.data.listing import OFFSET
-from inventory_scale.data.windows import (
-    GROUP_LAST_YEAR_FEATURES,
-    LAST_YEAR_FEATURES,
-    PackedShard,
-    inference_batch,
-)
+from inventory_scale.data.windows import PackedShard, inference_batch
 from inventory_scale.distributed.sharding import shard_seed
 from inventory_scale.forecast import (
     ShardData,

@@ -142,7 +142,7 @@ def test_backtest_scores_every_model_and_the_oracle(
 
 
 def test_last_year_covariates_follow_the_history_rule(run: tuple[Config, list[str]], tmp_path: Path) -> None:
-    from inventory_scale.data.windows import LAST_YEAR_FEATURES
+    from inventory_scale.data.last_year import LAST_YEAR_FEATURES
     from inventory_scale.forecast import forecast_shard, module_uses_last_year, train_shard
 
     _, args = run
@@ -194,7 +194,7 @@ def test_named_event_features_travel_in_the_checkpoint(run: tuple[Config, list[s
 def test_subcategory_and_group_last_year_travel_in_the_checkpoint(
     run: tuple[Config, list[str]], tmp_path: Path
 ) -> None:
-    from inventory_scale.data.windows import GROUP_LAST_YEAR_FEATURES
+    from inventory_scale.data.last_year import GROUP_LAST_YEAR_FEATURES
     from inventory_scale.forecast import forecast_shard, module_uses_group, train_shard
     from inventory_scale.models.module import load_forecaster
 

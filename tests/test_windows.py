@@ -13,24 +13,25 @@ import torch
 
 from inventory_scale import schema as S
 from inventory_scale.config import ModelConfig
+from inventory_scale.data.datamodule import ShardDataModule, WindowSampler
 from inventory_scale.data.features import UNKNOWN, time_features
-from inventory_scale.data.windows import (
-    BATCH_KEYS,
+from inventory_scale.data.last_year import (
     GROUP_LAST_YEAR_FEATURES,
-    INFERENCE_KEYS,
     LAST_YEAR_FEATURES,
-    PackedShard,
-    ShardDataModule,
-    TrainWindows,
-    WindowSampler,
-    gather_windows,
     group_last_year_reference,
-    inference_batch,
     last_year_learnable,
     last_year_reference,
+    without_last_year,
+)
+from inventory_scale.data.windows import (
+    BATCH_KEYS,
+    INFERENCE_KEYS,
+    PackedShard,
+    TrainWindows,
+    gather_windows,
+    inference_batch,
     pack_shard,
     validation_windows,
-    without_last_year,
 )
 from inventory_scale.errors import ConfigError, DataQualityError
 

@@ -20,40 +20,31 @@ arrays. Every batch is a dict of named tensors (the model's contract)::
     static_cat       [B, C]    int64     [category, warehouse, sku(, subcategory)] index; 0 = unknown
     static_real      [B, R]    float32   product-text covariates (only when the shard has them)
 
-With ``last_year`` on (``model.last_year``), two more covariates close ``time_feat`` in every
-batch: the mean observed demand around the same period one year earlier (:data:`LAST_YEAR`: the 7
-days around ``t - 364`` for daily data, weeks ``t - 53 .. t - 51``, month ``t - 12``) divided by the
-window's scale (``1 + mean`` observed context demand, as the network scales its lags), and whether
-any such period was observed. Every horizon period's reference lies before the cutoff (H < 361).
+With ``model.last_year`` two more covariates close ``time_feat`` (``model.last_year_group``: four),
+last year's demand around the same period (:mod:`~inventory_scale.data.last_year`) divided by the
+window's scale (``1 + mean`` observed context demand, as the network scales its lags).
 
-With ``last_year_group`` too (``model.last_year_group``), two more: the mean of that reference
-over the shard's series of the same subcategory (category when null) and warehouse, again divided
-by the window's own scale, and whether any of them had one. A SKU launched this year has no
-reference of its own; its group's tells it what the season did to its kind last year.
-
-Training windows end by ``cutoff_index - H`` (the last H periods are validation); :class:`WindowSampler`
-draws them uniformly or with probability proportional to ``1 + mean demand`` of their series (DeepAR).
-With ``model.launch_share`` > 0 that share of every batch is drawn from launch windows instead: the
-first H periods of a series with an empty context and the SKU index set to unknown, i.e. exactly
-what a cold-start forecast of a new SKU sees (``forecast_cold.py``).
+Training windows end by ``cutoff_index - H`` (the last H periods are validation);
+:class:`~.datamodule.WindowSampler` draws them uniformly or with probability proportional to
+``1 + mean demand`` of their series (DeepAR). With ``model.launch_share`` > 0 that share of every
+batch is drawn from launch windows instead: the first H periods of a series with an empty context
+and the SKU index set to unknown, i.e. exactly what a cold-start forecast of a new SKU sees
+(``forecast_cold.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import pytorch_lightning as lightning
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
+from torch.utils.data import Dataset
 
 from inventory_scale import schema as S
-from inventory_scale.config import ModelConfig
 from inventory_scale.data.features import (
     STATIC_FEATURES,
     build_features,
@@ -62,8 +53,15 @@ from inventory_scale.data.features import (
     named_event_features,
     offset_date,
     require_columns,
-    static_columns,
     time_features,
+)
+from inventory_scale.data.last_year import (
+    GROUP_LAST_YEAR_FEATURES,
+    LAST_YEAR_FEATURES,
+    cumsum0,
+    group_last_year_reference,
+    last_year_reference,
+    series_groups,
 )
 from inventory_scale.errors import ConfigError, DataQualityError
 
@@ -78,12 +76,6 @@ INFERENCE_KEYS: tuple[str, ...] = (PAST_TARGET, PAST_OBSERVED, PAST_TIME_FEAT, F
 """Keys of an :func:`inference_batch`."""
 BATCH_KEYS: tuple[str, ...] = (*INFERENCE_KEYS, FUTURE_TARGET, FUTURE_OBSERVED)
 """Keys of a training or validation batch."""
-LAST_YEAR: dict[str, tuple[int, int]] = {"1d": (364, 3), "1w": (52, 1), "1mo": (12, 0)}
-"""Per frequency: (lag of one year in periods, half-width of the averaging window around it)."""
-LAST_YEAR_FEATURES: tuple[str, ...] = ("last_year_demand", "last_year_observed")
-"""Names of the two covariates ``last_year`` appends to ``feature_names``."""
-GROUP_LAST_YEAR_FEATURES: tuple[str, ...] = ("group_last_year_demand", "group_last_year_observed")
-"""Names of the two covariates ``last_year_group`` appends after them."""
 SKU_COLUMN = STATIC_FEATURES.index(S.SKU_ID)
 """Column of ``static_cat`` holding the SKU index (set to 0 = unknown in launch windows)."""
 
@@ -133,89 +125,6 @@ class PackedShard:
     def lengths(self) -> np.ndarray:
         """``[N]`` int64 periods per series (``cutoff_index + horizon``)."""
         return np.diff(self.indptr)
-
-
-def last_year_reference(
-    values: np.ndarray, observed: np.ndarray, indptr: np.ndarray, freq: str
-) -> np.ndarray:
-    """``[T, 2]`` float32 per period: mean observed demand one year earlier (0 if none), observed flag.
-
-    The mean runs over periods ``t - lag - half .. t - lag + half`` of the same series
-    (:data:`LAST_YEAR`); periods before the series' start, stockouts and periods past the cutoff
-    (observed 0) do not count.
-    """
-    if freq not in LAST_YEAR:
-        raise ConfigError(f"config key 'data.freq' must be one of {sorted(LAST_YEAR)}, got {freq!r}")
-    lag, half = LAST_YEAR[freq]
-    rows = np.arange(len(values), dtype=np.int64)  # [T]
-    first = np.repeat(indptr[:-1], np.diff(indptr))  # [T] first row of each row's series
-    lo = np.maximum(rows - lag - half, first)  # [T]
-    hi = np.maximum(rows - lag + half + 1, first)  # [T], <= rows since lag > half
-    cum_v, cum_o = _cumsum0(values * observed), _cumsum0(observed)
-    count = cum_o[hi] - cum_o[lo]  # [T]
-    mean = (cum_v[hi] - cum_v[lo]) / np.maximum(count, 1.0)  # [T]
-    return np.stack([np.where(count > 0, mean, 0.0), count > 0], axis=1).astype(np.float32)
-
-
-def period_index(dates: np.ndarray, freq: str) -> np.ndarray:
-    """``[n]`` int64 period number of ``datetime64[D]`` dates: days, weeks or months since 1970."""
-    days = dates.astype("datetime64[D]").astype(np.int64)
-    if freq == "1d":
-        return days
-    if freq == "1w":
-        return days // 7  # a weekly grid keeps one weekday, so its weeks are consecutive numbers
-    months = dates.astype("datetime64[M]").astype(np.int64)
-    return months
-
-
-def group_last_year_reference(
-    own: np.ndarray, indptr: np.ndarray, start: np.ndarray, groups: np.ndarray, freq: str
-) -> np.ndarray:
-    """``[T, 2]`` float32 per period: the mean of :func:`last_year_reference` over the series of the
-    same group on the same date (those with a reference), and whether any had one.
-
-    Args:
-        own: ``[T, 2]`` every series' own reference and flag.
-        indptr: ``[N+1]`` CSR offsets; start: ``[N]`` first date of each series.
-        groups: ``[N]`` int group of each series.
-        freq: data frequency (dates -> period numbers).
-    """
-    n = len(indptr) - 1
-    sid = np.repeat(np.arange(n), np.diff(indptr))  # [T]
-    period = period_index(start, freq)[sid] + (np.arange(len(own)) - indptr[sid])  # [T]
-    period -= period.min(initial=0)
-    key = groups[sid].astype(np.int64) * (int(period.max(initial=0)) + 1) + period  # [T]
-    flag = own[:, 1].astype(np.float64)
-    count = np.bincount(key, weights=flag)  # series with a reference, per (group, date)
-    total = np.bincount(key, weights=own[:, 0] * flag)
-    mean = np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
-    return np.stack([mean[key], count[key] > 0], axis=1).astype(np.float32)
-
-
-def series_groups(series: pl.DataFrame) -> np.ndarray:
-    """``[N]`` int group of each series: its subcategory (category when null) and warehouse."""
-    label = pl.concat_str(
-        pl.coalesce(S.SUBCATEGORY, S.CATEGORY).fill_null(""), pl.col(S.WAREHOUSE_ID), separator="\x1f"
-    )
-    return series.select(label.rank("dense")).to_series().to_numpy().astype(np.int64)
-
-
-def last_year_learnable(packed: PackedShard, min_years: float) -> bool:
-    """Whether the median series of ``packed`` has ``min_years`` years + H periods up to the cutoff.
-
-    Under one year + H the horizon has no reference at all. Between one and two years, last
-    year's seasons were trained on without a reference (the year before them is missing): the
-    covariates then help on average but can mislead right after a peak (``model.last_year_min_years``).
-    """
-    lag, _ = LAST_YEAR[packed.freq]
-    return bool(np.median(packed.cutoff_index) >= min_years * lag + packed.horizon)
-
-
-def without_last_year(packed: PackedShard) -> PackedShard:
-    """``packed`` without the last-year covariates (same arrays otherwise)."""
-    dropped = (*LAST_YEAR_FEATURES, *GROUP_LAST_YEAR_FEATURES)
-    names = tuple(n for n in packed.feature_names if n not in dropped)
-    return dataclasses.replace(packed, feature_names=names, last_year=None)
 
 
 def context_scale(target: np.ndarray, observed: np.ndarray) -> np.ndarray:
@@ -385,16 +294,11 @@ def inference_batch(packed: PackedShard, context_length: int) -> Batch:
     )
 
 
-def _cumsum0(a: np.ndarray) -> np.ndarray:
-    """``[T+1]`` float64 running sum with a leading 0 (sums over rows ``[i, j)`` are ``c[j] - c[i]``)."""
-    return np.concatenate([[0.0], np.cumsum(a, dtype=np.float64)])
-
-
 def series_scale(packed: PackedShard, stop: np.ndarray) -> np.ndarray:
     """``[N]`` float64 mean observed demand of each series over its local periods ``[0, stop)``."""
     start = packed.indptr[:-1]
     stop = start + np.clip(stop, 0, packed.lengths)
-    cum_v, cum_o = _cumsum0(packed.values * packed.observed), _cumsum0(packed.observed)
+    cum_v, cum_o = cumsum0(packed.values * packed.observed), cumsum0(packed.observed)
     return (cum_v[stop] - cum_v[start]) / np.maximum(cum_o[stop] - cum_o[start], 1.0)
 
 
@@ -402,7 +306,7 @@ class WindowDataset(Dataset[Batch]):
     """Explicit windows (series, end); ``dataset[ids]`` (ids ``[B]``, or one int) gathers a whole batch.
 
     Use with ``DataLoader(batch_size=None, sampler=...)`` whose sampler yields id arrays
-    (:class:`WindowSampler`, or a ``BatchSampler``).
+    (:class:`~.datamodule.WindowSampler`, or a ``BatchSampler``).
     """
 
     def __init__(
@@ -457,7 +361,7 @@ class TrainWindows(WindowDataset):
         series = np.repeat(np.arange(packed.n_series), count)  # [W0]
         end = H + np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)  # [W0]
         rows = packed.indptr[series] + end
-        cum_o = _cumsum0(packed.observed)
+        cum_o = cumsum0(packed.observed)
         keep = cum_o[rows] - cum_o[rows - H] > 0.5  # at least one observed horizon period
         series, end = series[keep], end[keep]
         self.launch_share = launch_share
@@ -490,105 +394,7 @@ def validation_windows(packed: PackedShard, context_length: int) -> WindowDatase
     """The held-out last-H window before the cutoff of every series observed in it."""
     H = packed.horizon
     end = packed.cutoff_index
-    cum_o = _cumsum0(packed.observed)
+    cum_o = cumsum0(packed.observed)
     rows = packed.indptr[:-1] + end
     ok = (end >= H) & (cum_o[rows] - cum_o[np.maximum(rows - H, 0)] > 0.5)
     return WindowDataset(packed, context_length, np.flatnonzero(ok), end[ok])
-
-
-class WindowSampler(Sampler[np.ndarray]):
-    """Draws ``num_samples`` window ids per epoch (with replacement) and yields them in batches.
-
-    Deterministic: epoch ``k`` uses ``numpy.random.default_rng([seed, k])``; Lightning calls
-    :meth:`set_epoch` at the start of every epoch.
-    """
-
-    def __init__(
-        self,
-        num_windows: int,
-        *,
-        num_samples: int,
-        batch_size: int,
-        weights: np.ndarray | None = None,
-        seed: int = 0,
-    ) -> None:
-        if num_windows < 1:
-            raise DataQualityError(
-                "no training window: no series has 2 x horizon periods with an observed one"
-            )
-        self.num_windows, self.num_samples = num_windows, num_samples
-        self.batch_size, self.seed = batch_size, seed
-        self.cdf = None if weights is None else np.cumsum(weights, dtype=np.float64) / float(np.sum(weights))
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose draws :meth:`__iter__` yields."""
-        self.epoch = epoch
-
-    def draw(self) -> np.ndarray:
-        """``[num_samples]`` int64 window ids of the current epoch."""
-        rng = np.random.default_rng([self.seed, self.epoch])
-        if self.cdf is None:
-            return rng.integers(0, self.num_windows, self.num_samples, dtype=np.int64)
-        ids = np.searchsorted(self.cdf, rng.random(self.num_samples), side="right")
-        return np.minimum(ids, self.num_windows - 1).astype(np.int64)
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        ids = self.draw()
-        for k in range(0, self.num_samples, self.batch_size):
-            yield ids[k : k + self.batch_size]
-
-    def __len__(self) -> int:
-        return -(-self.num_samples // self.batch_size)
-
-
-class ShardDataModule(lightning.LightningDataModule):
-    """Training and validation batches of one shard for a Lightning trainer.
-
-    Train: ``steps_per_epoch * batch_size`` windows per epoch drawn by :class:`WindowSampler`
-    (``model.window_sampling``), reseeded per epoch from ``seed``. Validation: the held-out last-H
-    window of every series observed there (:func:`validation_windows`). ``num_workers`` is 0.
-    """
-
-    def __init__(
-        self,
-        packed: PackedShard,
-        model: ModelConfig,
-        *,
-        context_length: int,
-        steps_per_epoch: int,
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.packed = packed
-        self.batch_size = model.batch_size
-        self.train_windows = TrainWindows(packed, context_length, launch_share=model.launch_share)
-        self.val_windows = validation_windows(packed, context_length)
-        self.sampler = WindowSampler(
-            len(self.train_windows),
-            num_samples=steps_per_epoch * model.batch_size,
-            batch_size=model.batch_size,
-            weights=self.train_windows.weights(model.window_sampling),
-            seed=seed,
-        )
-        sizes = (packed.n_series, len(self.train_windows), len(self.val_windows))
-        log.info("shard: %d series, %d training windows, %d validation windows", *sizes)
-
-    @property
-    def num_time_features(self) -> int:
-        """F."""
-        return len(self.packed.feature_names)
-
-    @property
-    def cardinalities(self) -> list[int]:
-        """Vocabulary sizes of the static columns (incl. index 0 = unknown), in C order."""
-        return [len(self.packed.vocab[c]) for c in static_columns(self.packed.vocab)]
-
-    def train_dataloader(self) -> DataLoader[Batch]:
-        """Sampled training windows, one batch dict per step."""
-        return DataLoader(self.train_windows, batch_size=None, sampler=self.sampler, num_workers=0)
-
-    def val_dataloader(self) -> DataLoader[Batch]:
-        """Validation windows in series order."""
-        batches = BatchSampler(SequentialSampler(self.val_windows), self.batch_size, drop_last=False)
-        return DataLoader(self.val_windows, batch_size=None, sampler=batches, num_workers=0)
