@@ -235,5 +235,5 @@ def hindsight_at(demand: np.ndarray, ahead: int, num_paths: int) -> Forecast:
     n, h = demand.shape
     path = np.zeros((n, max(ahead, h)))
     path[:, :h] = np.maximum(np.nan_to_num(demand), 0.0)
-    paths = np.repeat(path[:, None, :ahead], num_paths, axis=1)  # [N, S, ahead]
+    paths = np.broadcast_to(path[:, None, :ahead], (n, num_paths, ahead))  # [N, S, ahead] read-only view
     return Forecast(paths, path[:, :ahead], np.zeros(n))
